@@ -1,0 +1,54 @@
+"""What an augmentation sees and returns."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..config import RoundSettings
+from ..model import MLP
+from ..records import QueryCounts, SampleVerification, SyntheticBatch
+from ..registry import Registry
+from ..strategies import Selection
+
+
+@dataclass
+class AugmentContext:
+    model: MLP  # the model that selected the samples (before this round's training)
+    x: torch.Tensor  # (n, d) queried samples
+    y: torch.Tensor  # (n,) their oracle labels
+    source: np.ndarray  # (n,) their dataset indices
+    selection: Selection  # carries fvaal's FGSM examples
+    settings: RoundSettings
+    solver: object | None = None  # fvtui.verify.SolverPool, for augmentations that verify
+    cancel: threading.Event | None = None
+    on_sample: Callable[[int, SampleVerification], None] = lambda i, record: None
+
+
+@dataclass
+class AugmentResult:
+    synthetic: SyntheticBatch
+    verification: list[SampleVerification] = field(default_factory=list)
+    queries: QueryCounts = field(default_factory=QueryCounts)
+
+
+Augmentation = Callable[[AugmentContext], AugmentResult]
+AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation")
+
+
+def batch_from(ctx: AugmentContext, x: torch.Tensor, keep: torch.Tensor, rows: torch.Tensor, eps: torch.Tensor,
+               origin: str) -> SyntheticBatch:
+    """Synthetic samples x[keep], each labeled with its source row's oracle label."""
+    from ..model import predict
+
+    x, rows, eps = x[keep], rows[keep], eps[keep]
+    return SyntheticBatch(
+        x=x.numpy().astype(np.float32), y=ctx.y[rows].numpy().astype(np.int64),
+        source=ctx.source[rows.numpy()].astype(np.int64), eps=eps.numpy().astype(np.float64),
+        predicted=predict(ctx.model, x).numpy().astype(np.int64), seconds=np.zeros(len(rows)),
+        origin=np.full(len(rows), origin, dtype="<U8"),
+    )

@@ -1,0 +1,110 @@
+"""Typed settings: what a session is (fixed) and what a round runs with (may change between rounds)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UserError
+
+DATASETS = ("mnist", "fashionmnist", "cifar10", "demo")
+
+
+@dataclass(frozen=True)
+class RoundSettings:
+    """The knobs a person may turn between rounds; every round records the ones it ran with."""
+
+    strategy: str = "random"
+    augment: str = "none"
+    query_size: int = 50
+    pool_size: int = 10_000
+    advs_per_sample: int = 10  # k synthetic samples per queried sample
+    eps_start: float = 0.06  # first L-inf radius of the fv search (fvaal: its FGSM eps + eps_step)
+    eps_step: float = 0.05
+    verify_timeout: float = 30.0  # seconds per solver query
+
+    def validate(self) -> "RoundSettings":
+        from .augment import AUGMENTATIONS
+        from .strategies import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise UserError(f"unknown strategy '{self.strategy}'; choose one of: {', '.join(STRATEGIES)}")
+        if self.augment not in AUGMENTATIONS:
+            raise UserError(f"unknown augmentation '{self.augment}'; choose one of: {', '.join(AUGMENTATIONS)}")
+        _check_int("query size", self.query_size, 1, 100_000)
+        _check_int("pool size", self.pool_size, 1, 10_000_000)
+        if self.query_size > self.pool_size:
+            raise UserError(f"query size {self.query_size} is larger than the pool size {self.pool_size}")
+        _check_int("counterexamples per sample", self.advs_per_sample, 1, 1000)
+        _check_float("eps start", self.eps_start, 0.0, 1.0, low_open=True)
+        _check_float("eps step", self.eps_step, 0.0, 1.0, low_open=True)
+        _check_float("verify timeout", self.verify_timeout, 0.0, 86_400.0, low_open=True)
+        return self
+
+    def replace(self, **changes: Any) -> "RoundSettings":
+        return dataclasses.replace(self, **changes).validate()
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """What stays fixed for a whole session (so that its rounds are comparable and replayable)."""
+
+    dataset: str
+    seed: int = 0
+    rounds: int = 20  # target; may be raised or lowered between rounds
+    init_size: int = 50
+    hidden: tuple[int, ...] = (128,)
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    settings: RoundSettings = field(default_factory=RoundSettings)  # what round 1 starts with
+
+    def validate(self) -> "SessionConfig":
+        if self.dataset not in DATASETS:
+            raise UserError(f"unknown dataset '{self.dataset}'; choose one of: {', '.join(DATASETS)}")
+        _check_int("seed", self.seed, 0, 2**32 - 1)
+        _check_int("rounds", self.rounds, 1, 10_000)
+        _check_int("initial labeled size", self.init_size, 1, 1_000_000)
+        if not self.hidden:
+            raise UserError("--hidden needs at least one layer width, e.g. 128 or 100,100")
+        for width in self.hidden:
+            _check_int("hidden layer width", width, 1, 100_000)
+        _check_int("epochs", self.epochs, 1, 10_000)
+        _check_int("batch size", self.batch_size, 1, 100_000)
+        _check_float("learning rate", self.lr, 0.0, 10.0, low_open=True)
+        self.settings.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SessionConfig":
+        data = dict(data)
+        data["hidden"] = tuple(data["hidden"])
+        data["settings"] = RoundSettings(**data["settings"])
+        return cls(**data)
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"--hidden takes layer widths separated by commas (e.g. 128 or 100,100), not '{text}'") from None
+    return widths
+
+
+def _check_int(what: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"{what} must be a whole number, not {value!r}")
+    if not low <= value <= high:
+        raise UserError(f"{what} must be between {low} and {high}, not {value}")
+
+
+def _check_float(what: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise UserError(f"{what} must be a number, not {value!r}")
+    if value < low or value > high or (low_open and value == low):
+        bracket = "(" if low_open else "["
+        raise UserError(f"{what} must be in {bracket}{low}, {high}], not {value}")

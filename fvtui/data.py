@@ -1,0 +1,93 @@
+"""Datasets as flat float tensors in [0, 1]: torchvision's classes, or the bundled demo subset."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import UserError
+
+DEMO_FILE = Path(__file__).resolve().parent.parent / "assets" / "demo" / "demo.npz"
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and test splits; inputs flattened to (n, features) float32, labels int64."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    image_shape: tuple[int, ...]  # (h, w) or (h, w, 3), for previews and PNG export
+    classes: tuple[str, ...]
+
+    @property
+    def num_features(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def default_data_dir() -> Path:
+    """--data-dir, else FVTUI_DATA_DIR, else a per-user cache folder."""
+    env = os.environ.get("FVTUI_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("fvtui")) / "datasets"
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
+    if name == "demo":
+        return _load_demo()
+    loaders = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "cifar10": "CIFAR10"}
+    if name not in loaders:
+        raise UserError(f"unknown dataset '{name}'; choose one of: {', '.join([*loaders, 'demo'])}")
+    root = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, loaders[name])
+    try:
+        train, test = (cls(root=str(root), train=flag, download=True) for flag in (True, False))
+    except Exception as exc:  # torchvision raises URLError, RuntimeError, OSError... when offline
+        raise UserError(
+            f"dataset '{name}' is not in {root} and could not be downloaded "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}). "
+            f"Pass --data-dir (or set FVTUI_DATA_DIR) to a folder holding torchvision's layout, "
+            f"e.g. {loaders[name]}/raw/ for MNIST and Fashion-MNIST"
+        ) from None
+    return Dataset(name, *_flatten(train), *_flatten(test),
+                   image_shape=tuple(np.asarray(train.data).shape[1:]), classes=tuple(train.classes))
+
+
+def _flatten(split) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.as_tensor(np.asarray(split.data))
+    return _to_features(images), torch.as_tensor(np.asarray(split.targets), dtype=torch.int64)
+
+
+def _to_features(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (n, h, w[, c]) -> float32 (n, h*w*c) in [0, 1], channels-last order kept."""
+    return images.reshape(images.shape[0], -1).to(torch.float32).div_(255.0)
+
+
+def _load_demo() -> Dataset:
+    if not DEMO_FILE.exists():
+        raise UserError(f"the demo data {DEMO_FILE} is missing; reinstall fvtui from its source tree")
+    with np.load(DEMO_FILE) as npz:
+        arrays = {k: torch.as_tensor(npz[k]) for k in npz.files}
+    return Dataset(
+        "demo",
+        _to_features(arrays["train_images"]), arrays["train_labels"].to(torch.int64),
+        _to_features(arrays["test_images"]), arrays["test_labels"].to(torch.int64),
+        image_shape=(28, 28), classes=FASHION_CLASSES,
+    )

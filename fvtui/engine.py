@@ -1,0 +1,200 @@
+"""One active-learning session, round by round: select -> label -> augment -> train -> evaluate.
+
+The engine knows nothing of any UI: it reads and commits through a `Session`, and reports through
+events. Every random choice comes from (seed, round, purpose), and every round retrains from the
+saved initial weights, so a resumed session replays an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import model as nn_model
+from .augment import AUGMENTATIONS, AugmentContext
+from .data import Dataset
+from .errors import Cancelled, UserError
+from .events import EventSink, Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleVerified
+from .records import QueriedSample, RoundRecord, SampleVerification, SyntheticBatch
+from .seeding import rng_for, seed_for
+from .store import Session, now
+from .strategies import STRATEGIES, SelectionContext
+
+AUGMENTATIONS_THAT_VERIFY = frozenset({"fv"})
+# Small matrices: one thread is as fast as two, and two threads collapse (30x here) when the other
+# core is busy with a solver or a second session, because OpenMP's workers spin on each other.
+TORCH_THREADS = 1
+
+
+class Engine:
+    def __init__(self, session: Session, dataset: Dataset, *, workers: int | None = None,
+                 on_event: EventSink | None = None, cancel: threading.Event | None = None) -> None:
+        if session.config.dataset != dataset.name:
+            raise UserError(f"session '{session.name}' uses dataset '{session.config.dataset}', not '{dataset.name}'")
+        self.session = session
+        self.data = dataset
+        self.workers = workers
+        self.emit: EventSink = on_event or (lambda event: None)
+        self.cancel = cancel or threading.Event()
+        self._solver = None
+        torch.set_num_threads(TORCH_THREADS)
+        self._prepare()
+
+    # -- state ---------------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        """Load the initial model and everything the finished rounds added, training it if new."""
+        cfg = self.session.config
+        initial = self.session.initial()
+        if initial is None:
+            self.emit(PhaseStarted(0, "initial"))
+            n = self.data.train_x.shape[0]
+            if cfg.init_size >= n:
+                raise UserError(f"initial labeled size {cfg.init_size} must be below the {n} training samples")
+            labeled = np.sort(rng_for(cfg.seed, 0, "initial").choice(n, cfg.init_size, replace=False))
+            net = nn_model.new_model(self.data.num_features, cfg.hidden, self.data.num_classes,
+                                     seed_for(cfg.seed, 0, "weights"))
+            self._train(net, labeled, SyntheticBatch.empty(self.data.num_features), round_index=0)
+            accuracy = nn_model.accuracy(net, self.data.test_x, self.data.test_y)
+            self.session.save_initial(labeled, nn_model.state_to_numpy(net), accuracy)
+            initial = self.session.initial()
+            self.emit(Log(f"initial model: {cfg.init_size} labeled, test accuracy {accuracy:.4f}"))
+        self.initial = initial
+        self.labeled = np.concatenate([initial.labeled] + [self.session.queried_indices(r.round)
+                                                           for r in self.session.rounds])
+        self.synthetic = [self.session.synthetic(r.round) for r in self.session.rounds]
+        self.model = self._load_model(len(self.session.rounds))
+
+    def _load_model(self, round_index: int) -> nn_model.MLP:
+        cfg = self.session.config
+        return nn_model.model_from_numpy(self.session.model_state(round_index), self.data.num_features,
+                                         cfg.hidden, self.data.num_classes)
+
+    @property
+    def rounds_done(self) -> int:
+        return len(self.session.rounds)
+
+    @property
+    def finished(self) -> bool:
+        return self.session.finished
+
+    @property
+    def solver(self):
+        """The solver pool, started on first use (only verifying augmentations and the inspector need it)."""
+        if self._solver is None:
+            from .verify import SolverPool
+
+            self._solver = SolverPool(self.workers)
+        return self._solver
+
+    def close(self) -> None:
+        if self._solver is not None:
+            self._solver.close()
+            self._solver = None
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running -------------------------------------------------------------------------------
+    def run(self, should_pause: Callable[[], bool] = lambda: False) -> None:
+        """Run rounds until the session's target is reached or a pause is asked for."""
+        while not self.finished and not should_pause():
+            self.run_round()
+
+    def run_round(self) -> RoundRecord:
+        cfg, settings = self.session.config, self.session.settings
+        r = self.rounds_done + 1
+        self.emit(RoundStarted(r, cfg.rounds, settings))
+        seconds: dict[str, float] = {}
+
+        with _Phase(self, r, "select", seconds):
+            unlabeled = np.setdiff1d(np.arange(self.data.train_x.shape[0]), self.labeled)
+            pool_size = min(settings.pool_size, unlabeled.size)
+            if pool_size < settings.query_size:
+                raise UserError(f"only {unlabeled.size} unlabeled samples are left, fewer than the query size "
+                                f"{settings.query_size}")
+            pool = rng_for(cfg.seed, r, "pool").choice(unlabeled, pool_size, replace=False)
+            context = SelectionContext(self.model, self.data.train_x[pool], self.data.train_x[self.labeled],
+                                       rng_for(cfg.seed, r, "strategy"))
+            selection = STRATEGIES[settings.strategy](context, settings.query_size)
+            queried = pool[selection.positions]
+
+        with _Phase(self, r, "label", seconds):
+            labels = self.data.train_y[queried]
+            predicted = nn_model.predict(self.model, self.data.train_x[queried])
+            labeled = np.concatenate([self.labeled, queried])
+
+        with _Phase(self, r, "augment", seconds):
+            needs_solver = settings.augment in AUGMENTATIONS_THAT_VERIFY
+            result = AUGMENTATIONS[settings.augment](AugmentContext(
+                model=self.model, x=self.data.train_x[queried], y=labels, source=queried, selection=selection,
+                settings=settings, solver=self.solver if needs_solver else None, cancel=self.cancel,
+                on_sample=self._progress_reporter(r, settings.query_size),
+            ))
+
+        with _Phase(self, r, "train", seconds):
+            synthetic = [*self.synthetic, result.synthetic]
+            model = self._train(self._load_model(0), labeled, SyntheticBatch.concat(synthetic,
+                                self.data.num_features), round_index=r)
+
+        with _Phase(self, r, "evaluate", seconds):
+            accuracy = nn_model.accuracy(model, self.data.test_x, self.data.test_y)
+
+        self._check_cancel()
+        record = RoundRecord(
+            round=r, settings=settings, labeled=int(labeled.size), synthetic=sum(len(b) for b in synthetic),
+            queried=[QueriedSample(int(i), int(y), float(s), int(p))
+                     for i, y, s, p in zip(queried, labels, selection.scores, predicted)],
+            verification=result.verification, queries=result.queries, seconds=seconds,
+            test_accuracy=accuracy, pool_size=int(pool_size), new_synthetic=len(result.synthetic),
+            finished_at=now(),
+        )
+        self.session.commit_round(record, result.synthetic, nn_model.state_to_numpy(model))
+        self.labeled, self.synthetic, self.model = labeled, synthetic, model
+        self.emit(RoundFinished(record))
+        return record
+
+    def _train(self, net: nn_model.MLP, labeled: np.ndarray, synthetic: SyntheticBatch, round_index: int):
+        cfg = self.session.config
+        x = torch.cat([self.data.train_x[labeled], torch.from_numpy(synthetic.x)])
+        y = torch.cat([self.data.train_y[labeled], torch.from_numpy(synthetic.y)])
+        return nn_model.train(net, x, y, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                              seed=seed_for(cfg.seed, round_index, "train"))
+
+    def _progress_reporter(self, r: int, total: int) -> Callable[[int, SampleVerification], None]:
+        done = 0
+
+        def report(position: int, record: SampleVerification) -> None:
+            nonlocal done
+            done += 1
+            self.emit(SampleVerified(r, position, record))
+            self.emit(PhaseProgress(r, "augment", done, total))
+
+        return report
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled()
+
+
+
+class _Phase:
+    """Times a phase, announces it, and honours a cancel request before it starts."""
+
+    def __init__(self, engine: Engine, r: int, phase: str, seconds: dict[str, float]) -> None:
+        self.engine, self.r, self.phase, self.seconds = engine, r, phase, seconds
+
+    def __enter__(self) -> None:
+        self.engine._check_cancel()
+        self.engine.emit(PhaseStarted(self.r, self.phase))
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds[self.phase] = round(time.perf_counter() - self.start, 4)
+

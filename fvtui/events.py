@@ -1,0 +1,53 @@
+"""What the engine tells its front ends. Plain dataclasses: no UI knowledge flows the other way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from .config import RoundSettings
+from .records import RoundRecord, SampleVerification
+
+
+@dataclass(frozen=True)
+class RoundStarted:
+    round: int
+    rounds_target: int
+    settings: RoundSettings
+
+
+@dataclass(frozen=True)
+class PhaseStarted:
+    round: int
+    phase: str  # one of records.PHASES, or 'initial' for the first training
+    total: int = 0  # steps, when the phase reports progress
+
+
+@dataclass(frozen=True)
+class PhaseProgress:
+    round: int
+    phase: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class SampleVerified:
+    round: int
+    position: int  # row in the round's queried list
+    record: SampleVerification
+
+
+@dataclass(frozen=True)
+class RoundFinished:
+    record: RoundRecord
+
+
+@dataclass(frozen=True)
+class Log:
+    message: str
+    level: str = "info"  # 'info', 'warning' or 'error'
+
+
+Event = Union[RoundStarted, PhaseStarted, PhaseProgress, SampleVerified, RoundFinished, Log]
+EventSink = Callable[[Event], None]

@@ -1,0 +1,43 @@
+"""One registry per kind of plug-in; a package's modules register themselves when it is imported,
+so adding a strategy or an augmentation is one new file."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Callable, Generic, Iterator, TypeVar
+
+T = TypeVar("T", bound=Callable)
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def add(func: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} '{name}' is registered twice")
+            self._items[name] = func
+            return func
+
+        return add
+
+    def __getitem__(self, name: str) -> T:
+        return self._items[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def import_submodules(package_name: str, package_path: list[str]) -> None:
+    for module in pkgutil.iter_modules(package_path):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package_name}.{module.name}")

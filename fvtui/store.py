@@ -1,0 +1,408 @@
+"""Sessions on disk: the only code that touches the sessions folder.
+
+A round is committed by building it in a temporary folder and renaming it into place, so after a
+crash it is either wholly there or absent. Every JSON file carries a checksum of its content and
+names the checksums of its array files, so truncated or edited files are reported, never trusted.
+One process writes a session at a time (an flock the kernel drops when the process dies, so a
+killed run never leaves a lock behind).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import fcntl
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .config import RoundSettings, SessionConfig
+from .errors import UserError
+from .metrics import aubc
+from .records import RoundRecord, SyntheticBatch
+
+FORMAT = 1
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class CorruptSession(UserError):
+    """A session file is truncated, edited or missing; nothing is overwritten."""
+
+
+class SessionLocked(UserError):
+    """Another live process is writing this session."""
+
+
+def default_sessions_dir() -> Path:
+    return Path(os.environ.get("FVTUI_SESSIONS_DIR") or "sessions")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class InitialState:
+    labeled: np.ndarray  # dataset indices of the initial labeled set
+    model: dict[str, np.ndarray]  # weights after training on it: every round restarts from these
+    test_accuracy: float
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    name: str
+    dataset: str
+    method: str
+    rounds_done: int
+    rounds_target: int
+    last_accuracy: float | None
+    aubc: float | None
+    updated: str
+    problem: str = ""  # why the session could not be read, if it could not
+
+
+class Session:
+    """One session folder, opened for writing (locked) or read-only."""
+
+    def __init__(self, path: Path, writable: bool) -> None:
+        self.path = path
+        self.name = path.name
+        self.writable = writable
+        self._lock_fd: int | None = None
+        if writable:
+            self._lock()
+        try:
+            meta = _read_json(path / "session.json")
+            if meta.get("format", 0) > FORMAT:
+                raise UserError(
+                    f"session '{self.name}' was written by a newer fvtui (format {meta['format']}, "
+                    f"fvtui {meta.get('fvtui', '?')}); this fvtui {__version__} reads format {FORMAT}. "
+                    "Upgrade fvtui to open it")
+            try:
+                self.config = SessionConfig.from_dict(meta["config"])
+                self.settings = RoundSettings(**meta["settings"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CorruptSession(f"{path / 'session.json'}: bad configuration ({exc})") from None
+            self.created = meta.get("created", "")
+            self.rounds = self._load_rounds()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- locking -------------------------------------------------------------------------------
+    def _lock(self) -> None:
+        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise SessionLocked(
+                f"session '{self.name}' is being run by {holder}; wait for it to finish or stop it "
+                f"(read-only: fvtui show {self.name})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
+        self._lock_fd = fd
+        for leftover in (self.path / "rounds").glob(".tmp-*"):  # a commit a crash interrupted
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading -------------------------------------------------------------------------------
+    def _load_rounds(self) -> list[RoundRecord]:
+        rounds = []
+        folders = sorted(p for p in (self.path / "rounds").glob("[0-9]*") if p.is_dir())
+        for expected, folder in enumerate(folders, start=1):
+            if folder.name != f"{expected:04d}":
+                raise CorruptSession(f"{folder}: expected round {expected:04d} here (a round folder is missing)")
+            data = _read_json(folder / "round.json")
+            try:
+                rounds.append(RoundRecord.from_dict(data["record"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CorruptSession(f"{folder / 'round.json'}: bad round record ({exc})") from None
+        return rounds
+
+    @property
+    def method(self) -> str:
+        s = self.rounds[-1].settings if self.rounds else self.settings
+        return f"{s.strategy}+{s.augment}"
+
+    @property
+    def accuracies(self) -> list[float]:
+        return [r.test_accuracy for r in self.rounds]
+
+    @property
+    def aubc(self) -> float | None:
+        return aubc(self.accuracies) if self.rounds else None
+
+    @property
+    def finished(self) -> bool:
+        return len(self.rounds) >= self.config.rounds
+
+    def initial(self) -> InitialState | None:
+        folder = self.path / "initial"
+        if not folder.exists():
+            return None
+        meta = _read_json(folder / "initial.json")
+        arrays = _read_npz(folder, "arrays.npz", meta)
+        model = _read_npz(folder, "model.npz", meta)
+        return InitialState(arrays["labeled"], model, float(meta["test_accuracy"]))
+
+    def round_arrays(self, round_index: int) -> dict[str, np.ndarray]:
+        folder = self._round_folder(round_index)
+        return _read_npz(folder, "arrays.npz", _read_json(folder / "round.json"))
+
+    def synthetic(self, round_index: int) -> SyntheticBatch:
+        return SyntheticBatch.from_arrays(self.round_arrays(round_index))
+
+    def queried_indices(self, round_index: int) -> np.ndarray:
+        return np.array([q.index for q in self.rounds[round_index - 1].queried], dtype=np.int64)
+
+    def model_state(self, round_index: int) -> dict[str, np.ndarray]:
+        """Weights after a round (0: the initial model)."""
+        if round_index == 0:
+            initial = self.initial()
+            if initial is None:
+                raise CorruptSession(f"{self.path / 'initial'}: missing")
+            return initial.model
+        folder = self._round_folder(round_index)
+        return _read_npz(folder, "model.npz", _read_json(folder / "round.json"))
+
+    def _round_folder(self, round_index: int) -> Path:
+        return self.path / "rounds" / f"{round_index:04d}"
+
+    # -- writing -------------------------------------------------------------------------------
+    def _require_writable(self) -> None:
+        if not self.writable or self._lock_fd is None:
+            raise RuntimeError(f"session '{self.name}' is open read-only")
+
+    def save_initial(self, labeled: np.ndarray, model: dict[str, np.ndarray], test_accuracy: float) -> None:
+        self._require_writable()
+        _commit_folder(self.path / "initial", self.path / ".tmp-initial", {
+            "arrays.npz": _npz_bytes({"labeled": np.asarray(labeled, np.int64)}),
+            "model.npz": _npz_bytes(model),
+        }, "initial.json", {"test_accuracy": test_accuracy, "saved": now()})
+
+    def commit_round(self, record: RoundRecord, synthetic: SyntheticBatch, model: dict[str, np.ndarray]) -> None:
+        self._require_writable()
+        if record.round != len(self.rounds) + 1:
+            raise RuntimeError(f"round {record.round} does not follow round {len(self.rounds)}")
+        rounds_dir = self.path / "rounds"
+        rounds_dir.mkdir(exist_ok=True)
+        _commit_folder(self._round_folder(record.round), rounds_dir / f".tmp-{record.round:04d}", {
+            "arrays.npz": _npz_bytes(synthetic.to_arrays()),
+            "model.npz": _npz_bytes(model),
+        }, "round.json", {"record": record.to_dict()})
+        self.rounds.append(record)
+
+    def update(self, *, settings: RoundSettings | None = None, rounds: int | None = None) -> None:
+        """Change what the next rounds run with; saved at once, honoured on resume."""
+        self._require_writable()
+        if settings is not None:
+            self.settings = settings.validate()
+        if rounds is not None:
+            self.config = dataclasses.replace(self.config, rounds=rounds).validate()
+        self._write_meta()
+
+    def _write_meta(self) -> None:
+        _write_json(self.path / "session.json", {
+            "format": FORMAT, "fvtui": __version__, "name": self.name, "created": self.created,
+            "updated": now(), "config": self.config.to_dict(), "settings": dataclasses.asdict(self.settings),
+        })
+
+    def summary(self) -> SessionSummary:
+        return SessionSummary(self.name, self.config.dataset, self.method, len(self.rounds), self.config.rounds,
+                              self.accuracies[-1] if self.rounds else None, self.aubc, _mtime(self.path))
+
+
+class SessionStore:
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_sessions_dir()
+
+    def path(self, name: str) -> Path:
+        if not NAME_RE.match(name):
+            raise UserError(f"'{name}' is not a valid session name: use letters, digits, '.', '_' and '-' "
+                            "(at most 100, starting with a letter or digit)")
+        return self.root / name
+
+    def exists(self, name: str) -> bool:
+        return (self.path(name) / "session.json").exists()
+
+    def create(self, name: str, config: SessionConfig) -> Session:
+        config.validate()
+        path = self.path(name)
+        if path.exists():
+            raise UserError(f"session '{name}' already exists in {self.root}; "
+                            f"resume it with `fvtui resume {name}` or choose another --name")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = self.root / f".tmp-{name}-{os.getpid()}"
+            tmp.mkdir()
+            _write_json(tmp / "session.json", {
+                "format": FORMAT, "fvtui": __version__, "name": name, "created": now(), "updated": now(),
+                "config": config.to_dict(), "settings": dataclasses.asdict(config.settings),
+            })
+            (tmp / "rounds").mkdir()
+            os.rename(tmp, path)
+        except OSError as exc:
+            raise UserError(f"cannot create session '{name}' in {self.root}: {exc.strerror or exc}") from None
+        return Session(path, writable=True)
+
+    def open(self, name: str, writable: bool = True) -> Session:
+        path = self.path(name)
+        if not (path / "session.json").exists():
+            known = ", ".join(self.names()[:10]) or "none yet"
+            raise UserError(f"no session '{name}' in {self.root} (sessions there: {known})")
+        return Session(path, writable=writable)
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "session.json").exists())
+
+    def list(self) -> list[SessionSummary]:
+        summaries = []
+        for name in self.names():
+            try:
+                with self.open(name, writable=False) as session:
+                    summaries.append(session.summary())
+            except UserError as exc:
+                summaries.append(SessionSummary(name, "?", "?", 0, 0, None, None, _mtime(self.root / name), str(exc)))
+        return summaries
+
+    def delete(self, name: str) -> None:
+        with self.open(name, writable=True):  # refuses while another process runs it
+            trash = self.root / f".tmp-delete-{name}-{os.getpid()}"
+            os.rename(self.path(name), trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def unique_name(self, base: str) -> str:
+        name, n = base, 2
+        while self.path(name).exists():
+            name, n = f"{base}-{n}", n + 1
+        return name
+
+
+# -- files -------------------------------------------------------------------------------------
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _canonical(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _json_bytes(data: dict[str, Any]) -> bytes:
+    return json.dumps({**data, "sha256": _digest(_canonical(data))}, indent=1).encode() + b"\n"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CorruptSession(f"{path}: missing") from None
+    except OSError as exc:
+        raise CorruptSession(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptSession(f"{path}: not valid JSON, truncated or edited ({exc})") from None
+    if not isinstance(data, dict) or "sha256" not in data:
+        raise CorruptSession(f"{path}: no checksum; not a file fvtui wrote")
+    stated = data.pop("sha256")
+    if _digest(_canonical(data)) != stated:
+        raise CorruptSession(f"{path}: checksum mismatch, the file was edited or damaged")
+    return data
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _read_npz(folder: Path, filename: str, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    path = folder / filename
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CorruptSession(f"{path}: cannot be read ({exc.strerror})") from None
+    if _digest(raw) != meta.get("files", {}).get(filename):
+        raise CorruptSession(f"{path}: checksum mismatch, the file is truncated or damaged")
+    with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    _write_atomic(path, _json_bytes(data))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot save {path}: {exc.strerror or exc}; the last saved round is intact") from None
+
+
+def _commit_folder(final: Path, tmp: Path, files: dict[str, bytes], meta_name: str, meta: dict[str, Any]) -> None:
+    """Write files and their manifest into tmp, then rename tmp to final in one step."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        for filename, data in files.items():
+            with open(tmp / filename, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        manifest = {**meta, "files": {name: _digest(data) for name, data in files.items()}}
+        with open(tmp / meta_name, "wb") as fh:
+            fh.write(_json_bytes(manifest))
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        os.rename(tmp, final)
+        _fsync_dir(final.parent)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"cannot save {final}: {exc.strerror or exc}; the last saved round is intact") from None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _mtime(path: Path) -> str:
+    try:
+        stamp = max(p.stat().st_mtime for p in [path, *path.glob("rounds/[0-9]*")])
+    except (OSError, ValueError):
+        return ""
+    return dt.datetime.fromtimestamp(stamp).isoformat(sep=" ", timespec="minutes")
