@@ -1,0 +1,89 @@
+"""What the solver side hands back: plain picklable records, so they cross the worker pipe as is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class QueryRecord:
+    """One solver query of a search.
+
+    status: 'sat' (a confirmed counterexample), 'spurious' (Marabou said SAT but the numpy network
+    still predicts the winner there), 'unsat', 'timeout' or 'error'. `presolved` marks an UNSAT
+    decided by the exclusion simplification alone, without calling Marabou.
+    """
+
+    eps: float
+    status: str
+    seconds: float  # building plus solving
+    disjunctions: int  # two-sided exclusions left after simplification
+    presolved: bool = False
+
+
+@dataclass
+class Counterexample:
+    x: np.ndarray  # float32 flat input
+    eps: float  # radius of the box it was found in
+    predicted: int  # class the numpy network gives it
+    seconds: float  # time of the query that found it (0 for seeds)
+    source: str  # 'marabou' or 'seed'
+
+
+@dataclass
+class SearchResult:
+    """The fv search of one sample.
+
+    status: 'sat' (k counterexamples found), 'exhausted' (every box up to eps = 1 tried, fewer
+    than k), 'timeout' (a query ran out of time: the search stops there, protocol step 5) or
+    'error' (the solver failed or the worker died). Counterexamples found before a timeout or an
+    error are kept.
+    """
+
+    status: str
+    counterexamples: list[Counterexample] = field(default_factory=list)
+    queries: list[QueryRecord] = field(default_factory=list)
+    final_eps: float = 0.0
+    seconds: float = 0.0
+    message: str = ""
+
+    @property
+    def solver_seconds(self) -> float:
+        return sum(q.seconds for q in self.queries)
+
+
+@dataclass
+class VerifyResult:
+    """Robustness of one sample in the L-inf box of radius eps.
+
+    status: 'robust' (no other class reaches the winner's logit plus the margin anywhere in the
+    box), 'counterexample' (x is an input of the box the network gives class `predicted`),
+    'timeout' or 'error'.
+    """
+
+    status: str
+    eps: float
+    seconds: float
+    x: np.ndarray | None = None
+    predicted: int | None = None
+    message: str = ""
+
+
+@dataclass
+class RadiusResult:
+    """The certified L-inf radius lies in [lower, upper].
+
+    lower: the largest eps proven robust; upper: the smallest eps with a counterexample (`hi`,
+    1.0 by default, when none was found). status: 'exact' (the bracket is within the precision),
+    'timeout' or 'error' (the search stopped with the bracket found so far).
+    """
+
+    lower: float
+    upper: float
+    status: str
+    seconds: float
+    queries: int  # solver queries run
+    counterexample: np.ndarray | None = None
+    message: str = ""

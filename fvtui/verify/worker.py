@@ -1,0 +1,85 @@
+"""The solver worker process: receives jobs from SolverPool over a socket, streams progress back.
+
+It runs Marabou, which can hang past its own timeout and eat memory, so the parent keeps the
+deadline and kills; the worker only caps its address space and makes sure it never outlives
+the parent: an idle worker exits on EOF, a busy one when a send fails, and a query still
+running well past the parent's own kill time ends the process by itself (a C-level
+faulthandler timer: `MarabouCore.solve` holds the GIL, so no Python thread could).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import resource
+import signal
+import sys
+import time
+from multiprocessing.connection import Connection
+
+from .results import QueryRecord
+from .search import certified_radius, search_counterexamples, verify_sample
+
+RUNNERS = {"search": search_counterexamples, "verify": verify_sample, "radius": certified_radius}
+ORPHAN_SLACK = 10.0  # seconds past the parent's kill time after which a query ends the worker
+
+
+def query_deadline(timeout: float, grace: float) -> float:
+    """Seconds after a query starts when the parent kills its worker: Marabou's timeout is whole
+    seconds and overshoots a little (its preprocessing is not counted)."""
+    return timeout * 1.1 + grace
+
+
+def _inject(fault: str, report) -> None:
+    """Test hook: make this job fail the way a real solver can."""
+    if fault == "crash":
+        os.abort()  # like std::terminate after an uncaught C++ exception
+    if fault == "hang":
+        report("start", QueryRecord(0.0, "running", 0.0, 0))
+        while True:
+            time.sleep(3600)
+    if fault == "oom":
+        bytearray(1 << 44)  # MemoryError under any sane RLIMIT_AS or overcommit setting
+    raise ValueError(f"unknown fault {fault!r}")
+
+
+def _serve(conn: Connection, grace: float) -> None:
+    net = None
+    while True:
+        job_id, kind, new_net, args, fault = conn.recv()
+        if new_net is not None:
+            net = new_net
+        watchdog = query_deadline(args["timeout"], grace) + ORPHAN_SLACK
+
+        def report(event: str, payload) -> None:
+            if event == "start":
+                faulthandler.dump_traceback_later(watchdog, exit=True)
+            elif event == "query":
+                faulthandler.cancel_dump_traceback_later()
+            conn.send(("event", job_id, event, payload))
+
+        try:
+            if fault:
+                _inject(fault, report)
+            result = RUNNERS[kind](net, report=report, **args)
+        except MemoryError:
+            conn.send(("failed", job_id, "out of memory (MemoryError); worker restarted"))
+            return  # a fresh process is the only sure way to get the memory back
+        except Exception as exc:  # noqa: BLE001 - any solver failure is reported, the worker lives on
+            conn.send(("failed", job_id, f"{type(exc).__name__}: {exc}"))
+            continue
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+        conn.send(("done", job_id, result))
+
+
+def main() -> None:
+    fd, limit_mb, grace = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if limit_mb > 0:
+        limit = limit_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        _serve(Connection(fd), grace)
+    except (EOFError, OSError):
+        pass  # the parent closed the pipe or died: nothing left to do

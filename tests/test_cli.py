@@ -1,0 +1,103 @@
+"""The command line as a user runs it: exit codes, messages, and files left behind."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SMALL = ["--rounds", "2", "--init-size", "20", "--query-size", "10", "--pool-size", "300", "--epochs", "2",
+         "--hidden", "16"]
+
+
+def fvtui(*args, sessions, env=None, check=None):
+    result = subprocess.run([sys.executable, "-m", "fvtui", "--sessions-dir", str(sessions), *args],
+                            capture_output=True, text=True, timeout=240, env={**os.environ, **(env or {})})
+    if check is not None:
+        assert result.returncode == check, result.stdout + result.stderr
+    return result
+
+
+def snapshot(path):
+    return sorted((str(p.relative_to(path)), p.stat().st_mtime_ns) for p in path.rglob("*")) if path.exists() else []
+
+
+def test_headless_run_show_list_export(tmp_path):
+    sessions = tmp_path / "s"
+    run = fvtui("new", "--headless", "--dataset", "demo", "--name", "a", "--augment", "fgsm", *SMALL,
+                sessions=sessions, check=0)
+    lines = [ln for ln in run.stdout.splitlines() if ln.startswith("round")]
+    assert len(lines) == 2 and "labeled     30" in lines[0] and "labeled     40" in lines[1]
+    shown = json.loads(fvtui("show", "a", "--json", sessions=sessions, check=0).stdout)
+    assert shown["name"] == "a"
+    assert {k: shown["config"][k] for k in ("dataset", "strategy", "augment", "seed")} == \
+        {"dataset": "demo", "strategy": "random", "augment": "fgsm", "seed": 0}
+    assert [r["labeled"] for r in shown["rounds"]] == [30, 40]
+    accuracies = [r["test_accuracy"] for r in shown["rounds"]]
+    assert shown["aubc"] == pytest.approx(sum(accuracies) / 2)
+    assert set(shown["rounds"][0]["verification"]) == {"sat", "unsat", "timeout", "error", "spurious"}
+    assert f"{accuracies[-1]:.4f}" in lines[-1]
+    listing = fvtui("list", sessions=sessions, check=0).stdout
+    assert "a" in listing and "random+fgsm" in listing and "2/2" in listing
+    out = tmp_path / "export"
+    fvtui("export", "a", "--out", str(out), sessions=sessions, check=0)
+    csv_rows = (out / "learning_curve.csv").read_text().splitlines()
+    assert len(csv_rows) == 3 and csv_rows[0].startswith("round,labeled,synthetic,test_accuracy")
+    import numpy as np
+    with np.load(out / "synthetic.npz") as npz:
+        assert npz["x"].shape[0] == shown["rounds"][-1]["synthetic"] == len(list((out / "png").glob("*.png")))
+        assert set(npz.files) >= {"x", "y", "source", "eps", "round"}
+
+
+def test_resume_continues_after_the_last_round(tmp_path):
+    sessions = tmp_path / "s"
+    fvtui("new", "--headless", "--dataset", "demo", "--name", "a", *SMALL, sessions=sessions, check=0)
+    run = fvtui("resume", "a", "--headless", "--rounds", "3", "--strategy", "margin", sessions=sessions, check=0)
+    assert [ln.split()[1] for ln in run.stdout.splitlines() if ln.startswith("round")] == ["3/3"]
+    shown = json.loads(fvtui("show", "a", "--json", sessions=sessions, check=0).stdout)
+    assert [r["settings"]["strategy"] for r in shown["rounds"]] == ["random", "random", "margin"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["new", "--headless", "--dataset", "imagenet"], "unknown dataset 'imagenet'; choose one of: mnist"),
+    (["new", "--headless", "--dataset", "demo", "--strategy", "smart"], "unknown strategy 'smart'; choose one of"),
+    (["new", "--headless", "--dataset", "demo", "--augment", "pgd"], "unknown augmentation 'pgd'; choose one of"),
+    (["new", "--headless", "--dataset", "demo", "--eps-start", "1.5"], "eps start must be in"),
+    (["new", "--headless", "--dataset", "demo", "--eps-step", "-0.1"], "eps step must be in"),
+    (["new", "--headless", "--dataset", "demo", "--eps-start", "abc"], "invalid float value: 'abc'"),
+    (["new", "--headless", "--dataset", "demo", "--query-size", "500", "--pool-size", "100"], "larger than the pool"),
+    (["new", "--headless", "--dataset", "demo", "--rounds", "0"], "rounds must be between"),
+    (["new", "--headless", "--dataset", "demo", "--hidden", "12,x"], "--hidden takes layer widths"),
+    (["new", "--headless", "--dataset", "demo", "--workers", "0"], "--workers must be at least 1"),
+    (["new", "--headless", "--dataset", "demo", "--name", "../evil"], "not a valid session name"),
+    (["new", "--headless", "--dataset", "mnist", "--data-dir", "{tmp}/empty"], "could not be downloaded"),
+    (["resume", "ghost", "--headless"], "no session 'ghost'"),
+    (["show", "ghost"], "no session 'ghost'"),
+    (["export", "ghost", "--out", "{tmp}/x"], "no session 'ghost'"),
+])
+def test_bad_input_gets_one_message_exit_2_and_no_files(tmp_path, args, message):
+    sessions = tmp_path / "s"
+    before = snapshot(sessions)
+    result = fvtui(*[a.replace("{tmp}", str(tmp_path)) for a in args], sessions=sessions,
+                   env={"no_proxy": "*", "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"})
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert snapshot(sessions) == before
+
+
+def test_existing_name_is_refused_and_its_files_untouched(tmp_path):
+    sessions = tmp_path / "s"
+    fvtui("new", "--headless", "--dataset", "demo", "--name", "a", *SMALL, sessions=sessions, check=0)
+    before = snapshot(sessions)
+    result = fvtui("new", "--headless", "--dataset", "demo", "--name", "a", *SMALL, sessions=sessions, check=2)
+    assert "already exists" in result.stderr
+    assert snapshot(sessions) == before
+
+
+def test_engine_modules_do_not_import_textual():
+    code = ("import sys, fvtui.engine, fvtui.store, fvtui.headless, fvtui.report, fvtui.verify; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'textual_image', 'plotext')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

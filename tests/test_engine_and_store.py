@@ -1,0 +1,149 @@
+"""Sessions on disk and the engine's replay guarantee."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from fvtui.config import RoundSettings, SessionConfig
+from fvtui.engine import Engine
+from fvtui.errors import Cancelled, UserError
+from fvtui.events import PhaseStarted, RoundFinished, RoundStarted
+from fvtui.store import CorruptSession, SessionLocked, SessionStore
+
+SMALL = dict(rounds=3, init_size=20, hidden=(16,), epochs=2)
+
+
+def small_config(strategy="margin", augment="fgsm", **kw) -> SessionConfig:
+    settings = RoundSettings(strategy=strategy, augment=augment, query_size=10, pool_size=300, advs_per_sample=3)
+    return SessionConfig(dataset="demo", settings=settings, **{**SMALL, **kw})
+
+
+def run_rounds(store, name, demo, n=None, config=None):
+    with store.open(name) if store.exists(name) else store.create(name, config or small_config()) as session:
+        with Engine(session, demo) as engine:
+            for _ in range(n if n is not None else session.config.rounds - len(session.rounds)):
+                engine.run_round()
+        return [r.test_accuracy for r in session.rounds], [session.queried_indices(r.round) for r in session.rounds]
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, demo):
+    store = SessionStore(tmp_path)
+    full_acc, full_queried = run_rounds(store, "full", demo)
+    run_rounds(store, "split", demo, n=1)
+    run_rounds(store, "split", demo, n=1)
+    split_acc, split_queried = run_rounds(store, "split", demo)
+    assert split_acc == full_acc
+    assert all(np.array_equal(a, b) for a, b in zip(full_queried, split_queried))
+    assert len(full_acc) == 3
+
+
+def test_round_record_round_trips(tmp_path, demo):
+    store = SessionStore(tmp_path)
+    events = []
+    with store.create("s", small_config()) as session:
+        with Engine(session, demo, on_event=events.append) as engine:
+            record = engine.run_round()
+            model = engine.model
+    with store.open("s", writable=False) as again:
+        loaded = again.rounds[0]
+        assert loaded == record
+        synthetic = again.synthetic(1)
+        assert len(synthetic) == record.new_synthetic == record.synthetic > 0
+        assert set(synthetic.source) <= {q.index for q in record.queried}
+        state = again.model_state(1)
+        assert all(np.array_equal(state[k], v.numpy()) for k, v in model.state_dict().items())
+        assert record.labeled == 20 + 10
+        assert [q.label for q in record.queried] == demo.train_y[[q.index for q in record.queried]].tolist()
+        assert set(record.seconds) == {"select", "label", "augment", "train", "evaluate"}
+    kinds = [type(e) for e in events]
+    assert kinds[0] is PhaseStarted and RoundStarted in kinds and kinds[-1] is RoundFinished
+
+
+def test_settings_change_between_rounds_is_recorded_and_honoured(tmp_path, demo):
+    store = SessionStore(tmp_path)
+    run_rounds(store, "s", demo, n=1)
+    with store.open("s") as session:
+        session.update(settings=session.settings.replace(strategy="random", advs_per_sample=2), rounds=4)
+    with store.open("s") as session:
+        assert session.config.rounds == 4 and session.settings.strategy == "random"
+        with Engine(session, demo) as engine:
+            engine.run()
+        assert [r.settings.strategy for r in session.rounds] == ["margin", "random", "random", "random"]
+        assert session.rounds[1].new_synthetic <= 10 * 2
+
+
+def test_second_writer_is_refused_and_lock_dies_with_its_owner(tmp_path, demo):
+    store = SessionStore(tmp_path)
+    session = store.create("s", small_config())
+    with pytest.raises(SessionLocked, match="being run by pid"):
+        store.open("s")
+    store.open("s", writable=False).close()  # read-only viewing still works
+    session.close()
+    store.open("s").close()  # released
+
+
+def test_cancel_discards_the_round_in_progress(tmp_path, demo):
+    store = SessionStore(tmp_path)
+    cancel = threading.Event()
+
+    def on_event(event):
+        if isinstance(event, PhaseStarted) and event.phase == "train" and event.round == 2:
+            cancel.set()
+
+    with store.create("s", small_config()) as session:
+        with Engine(session, demo, on_event=on_event, cancel=cancel) as engine:
+            with pytest.raises(Cancelled):
+                engine.run()
+        assert len(session.rounds) == 1
+    assert sorted(p.name for p in (tmp_path / "s" / "rounds").iterdir()) == ["0001"]
+
+
+def test_corrupt_files_are_reported_with_the_file(tmp_path, demo):
+    store = SessionStore(tmp_path)
+    run_rounds(store, "s", demo, n=2)
+    model = tmp_path / "s" / "rounds" / "0002" / "model.npz"
+    model.write_bytes(model.read_bytes()[:100])
+    with store.open("s", writable=False) as session:
+        with pytest.raises(CorruptSession, match="0002/model.npz: checksum mismatch"):
+            session.model_state(2)
+    meta = tmp_path / "s" / "session.json"
+    data = json.loads(meta.read_text())
+    data["config"]["seed"] = 7
+    meta.write_text(json.dumps(data))
+    with pytest.raises(CorruptSession, match="session.json: checksum mismatch"):
+        store.open("s")
+    meta.write_text(meta.read_text()[:50])
+    with pytest.raises(CorruptSession, match="not valid JSON"):
+        store.open("s")
+
+
+def test_newer_format_is_refused(tmp_path, demo):
+    from fvtui import store as store_module
+
+    store = SessionStore(tmp_path)
+    store.create("s", small_config()).close()
+    path = tmp_path / "s" / "session.json"
+    data = json.loads(path.read_text())
+    data.pop("sha256")
+    data["format"] = 99
+    store_module._write_json(path, data)
+    with pytest.raises(UserError, match="newer fvtui"):
+        store.open("s")
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(dataset="imagenet"), "unknown dataset 'imagenet'"),
+    (dict(rounds=0), "rounds must be between"),
+    (dict(hidden=()), "--hidden needs"),
+    (dict(settings=RoundSettings(strategy="nope")), "choose one of: .*badge"),
+    (dict(settings=RoundSettings(augment="nope")), "choose one of: .*fgsm"),
+    (dict(settings=RoundSettings(eps_start=0)), r"eps start must be in \(0.0, 1.0\]"),
+    (dict(settings=RoundSettings(eps_step=1.5)), "eps step"),
+    (dict(settings=RoundSettings(query_size=60, pool_size=50)), "larger than the pool"),
+    (dict(settings=RoundSettings(advs_per_sample=0)), "counterexamples per sample"),
+])
+def test_bad_configs_are_refused_with_a_reason(change, message):
+    with pytest.raises(UserError, match=message):
+        SessionConfig(**{"dataset": "demo", **change}).validate()
