@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UserError
+from .registry import plugin_names
 
 DATASETS = ("mnist", "fashionmnist", "cifar10", "demo")
 
@@ -25,13 +26,11 @@ class RoundSettings:
     verify_timeout: float = 30.0  # seconds per solver query
 
     def validate(self) -> "RoundSettings":
-        from .augment import AUGMENTATIONS
-        from .strategies import STRATEGIES
-
-        if self.strategy not in STRATEGIES:
-            raise UserError(f"unknown strategy '{self.strategy}'; choose one of: {', '.join(STRATEGIES)}")
-        if self.augment not in AUGMENTATIONS:
-            raise UserError(f"unknown augmentation '{self.augment}'; choose one of: {', '.join(AUGMENTATIONS)}")
+        strategies, augmentations = plugin_names("fvtui.strategies"), plugin_names("fvtui.augment")
+        if self.strategy not in strategies:
+            raise UserError(f"unknown strategy '{self.strategy}'; choose one of: {', '.join(strategies)}")
+        if self.augment not in augmentations:
+            raise UserError(f"unknown augmentation '{self.augment}'; choose one of: {', '.join(augmentations)}")
         _check_int("query size", self.query_size, 1, 100_000)
         _check_int("pool size", self.pool_size, 1, 10_000_000)
         if self.query_size > self.pool_size:

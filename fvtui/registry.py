@@ -1,9 +1,10 @@
 """One registry per kind of plug-in; a package's modules register themselves when it is imported,
-so adding a strategy or an augmentation is one new file."""
+so adding a strategy or an augmentation is one new file, named after what it registers."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from typing import Callable, Generic, Iterator, TypeVar
 
@@ -41,3 +42,10 @@ def import_submodules(package_name: str, package_path: list[str]) -> None:
     for module in pkgutil.iter_modules(package_path):
         if not module.name.startswith("_"):
             importlib.import_module(f"{package_name}.{module.name}")
+
+
+def plugin_names(package_name: str) -> list[str]:
+    """The plug-ins a package offers, read from its file names without importing it (nor torch)."""
+    spec = importlib.util.find_spec(package_name)
+    locations = spec.submodule_search_locations if spec else None
+    return sorted(m.name for m in pkgutil.iter_modules(locations or []) if not m.name.startswith("_"))

@@ -18,8 +18,14 @@ def ctx(demo, trained):
     return SelectionContext(trained, demo.train_x[1000:1600], demo.train_x[:50], np.random.default_rng(0))
 
 
-def test_registry_has_every_protocol_strategy():
+def test_registries_match_their_files_and_the_protocol():
+    from fvtui.augment import AUGMENTATIONS
+    from fvtui.registry import plugin_names
+
     assert set(STRATEGIES) == {"random", "entropy", "margin", "badge", "coreset", "dfal", "fvaal"}
+    assert set(AUGMENTATIONS) == {"none", "deepfool", "fgsm", "fv"}
+    assert plugin_names("fvtui.strategies") == sorted(STRATEGIES)  # validation reads names from file names
+    assert plugin_names("fvtui.augment") == sorted(AUGMENTATIONS)
 
 
 def test_random_is_distinct_and_seeded(ctx):
