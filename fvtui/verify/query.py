@@ -108,4 +108,5 @@ def solve(ipq: MarabouCore.InputQuery, n_inputs: int, timeout: float) -> Solved:
     seconds = time.perf_counter() - t
     status = _STATUS.get(code, "error")
     x = np.array([values[i] for i in range(n_inputs)]) if status == "sat" else None
-    return Solved(status, x, seconds, "" if status != "error" else f"Marabou returned {code}")
+    message = {"timeout": f"Marabou timed out after {seconds:.1f} s", "error": f"Marabou returned {code!r}"}
+    return Solved(status, x, seconds, message.get(status, ""))

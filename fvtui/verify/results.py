@@ -13,7 +13,8 @@ class QueryRecord:
 
     status: 'sat' (a confirmed counterexample), 'spurious' (Marabou said SAT but the numpy network
     still predicts the winner there), 'unsat', 'timeout' or 'error'. `presolved` marks an UNSAT
-    decided by the exclusion simplification alone, without calling Marabou.
+    decided by the exclusion simplification alone, without calling Marabou. The 'start' progress
+    event carries a record with status 'running'.
     """
 
     eps: float
@@ -25,7 +26,7 @@ class QueryRecord:
 
 @dataclass
 class Counterexample:
-    x: np.ndarray  # float32 flat input
+    x: np.ndarray = field(repr=False)  # float32 flat input
     eps: float  # radius of the box it was found in
     predicted: int  # class the numpy network gives it
     seconds: float  # time of the query that found it (0 for seeds)
@@ -66,7 +67,7 @@ class VerifyResult:
     status: str
     eps: float
     seconds: float
-    x: np.ndarray | None = None
+    x: np.ndarray | None = field(default=None, repr=False)
     predicted: int | None = None
     message: str = ""
 
@@ -85,5 +86,5 @@ class RadiusResult:
     status: str
     seconds: float
     queries: int  # solver queries run
-    counterexample: np.ndarray | None = None
+    counterexample: np.ndarray | None = field(default=None, repr=False)
     message: str = ""

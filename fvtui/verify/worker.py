@@ -5,6 +5,8 @@ deadline and kills; the worker only caps its address space and makes sure it nev
 the parent: an idle worker exits on EOF, a busy one when a send fails, and a query still
 running well past the parent's own kill time ends the process by itself (a C-level
 faulthandler timer: `MarabouCore.solve` holds the GIL, so no Python thread could).
+PR_SET_PDEATHSIG is not used: it fires when the *thread* that started the worker ends, and the
+app may create the pool from a short-lived worker thread.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import sys
 import time
 from multiprocessing.connection import Connection
 
-from .results import QueryRecord
 from .search import certified_radius, search_counterexamples, verify_sample
 
 RUNNERS = {"search": search_counterexamples, "verify": verify_sample, "radius": certified_radius}
@@ -25,22 +26,28 @@ ORPHAN_SLACK = 10.0  # seconds past the parent's kill time after which a query e
 
 
 def query_deadline(timeout: float, grace: float) -> float:
-    """Seconds after a query starts when the parent kills its worker: Marabou's timeout is whole
-    seconds and overshoots a little (its preprocessing is not counted)."""
-    return timeout * 1.1 + grace
+    """Seconds after a query starts when the parent kills its worker. Marabou's timeout is whole
+    seconds and does not count preprocessing: a 10 s query was seen to return after 13 s."""
+    return timeout * 1.25 + grace
 
 
-def _inject(fault: str, report) -> None:
-    """Test hook: make this job fail the way a real solver can."""
-    if fault == "crash":
-        os.abort()  # like std::terminate after an uncaught C++ exception
-    if fault == "hang":
-        report("start", QueryRecord(0.0, "running", 0.0, 0))
-        while True:
-            time.sleep(3600)
-    if fault == "oom":
-        bytearray(1 << 44)  # MemoryError under any sane RLIMIT_AS or overcommit setting
-    raise ValueError(f"unknown fault {fault!r}")
+def _inject(fault: str, report):
+    """Test hook: fail the way a real solver can, at the job's first query (after any seeds were streamed)."""
+
+    def faulty(event: str, payload) -> None:
+        report(event, payload)
+        if event != "start":
+            return
+        if fault == "crash":
+            os.abort()  # like std::terminate after an uncaught C++ exception
+        if fault == "hang":
+            while True:
+                time.sleep(3600)
+        if fault == "oom":
+            bytearray(1 << 44)  # MemoryError under any sane RLIMIT_AS or overcommit setting
+        raise ValueError(f"unknown fault {fault!r}")
+
+    return faulty
 
 
 def _serve(conn: Connection, grace: float) -> None:
@@ -59,9 +66,7 @@ def _serve(conn: Connection, grace: float) -> None:
             conn.send(("event", job_id, event, payload))
 
         try:
-            if fault:
-                _inject(fault, report)
-            result = RUNNERS[kind](net, report=report, **args)
+            result = RUNNERS[kind](net, report=_inject(fault, report) if fault else report, **args)
         except MemoryError:
             conn.send(("failed", job_id, "out of memory (MemoryError); worker restarted"))
             return  # a fresh process is the only sure way to get the memory back

@@ -1,0 +1,311 @@
+"""A pool of solver processes with deadlines enforced from outside.
+
+Marabou can ignore its own timeout, grow past any memory and ignore SIGTERM (PROTOCOL.md), and
+`solve()` holds the GIL, so every query runs in a worker process that the parent SIGKILLs when
+a query overruns; a worker that dies costs its task (status 'error'), never the run.
+
+Workers are started with subprocess (fork+exec of a fresh interpreter) rather than
+multiprocessing's spawn, which would re-run the parent's __main__ (the fvtui script, torch and
+all) in every worker and hand them the parent's terminal, where Marabou's prints would corrupt
+a Textual screen. They talk over a socketpair wrapped in multiprocessing's Connection.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import Cancelled
+from .network import Network
+from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, VerifyResult
+from .worker import query_deadline
+
+_POLL = 0.1  # seconds between checks of the cancel event
+_BOOT = "from fvtui.verify.worker import main; main()"
+_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding the fvtui package
+
+
+@dataclass
+class SearchTask:
+    """One sample's fv search (see search.search_counterexamples)."""
+
+    net: Network
+    x: np.ndarray
+    target: int  # the winner w
+    runner_up: int  # r
+    k: int = 10
+    eps_start: float = 0.06
+    eps_step: float = 0.05
+    timeout: float = 30.0  # seconds per query
+    seeds: Sequence[np.ndarray] = ()
+    fault: str | None = None  # tests only: 'crash' | 'hang' | 'oom'
+
+
+@dataclass
+class _Job:
+    kind: str  # a worker.RUNNERS key
+    net: Network
+    args: dict[str, Any]
+    fault: str | None = None
+    retried: bool = False  # its first worker was found dead before it got the job
+    # What the worker streamed so far: kept when it is killed or dies.
+    started: float = 0.0
+    running: QueryRecord | None = None
+    query_started: float = 0.0
+    starts: int = 0
+    queries: list[QueryRecord] = field(default_factory=list)
+    counterexamples: list[Counterexample] = field(default_factory=list)
+    bracket: tuple[float, float, np.ndarray | None] | None = None
+
+    def failed(self, status: str, message: str) -> SearchResult | VerifyResult | RadiusResult:
+        now = time.monotonic()
+        if self.kind == "verify":
+            return VerifyResult(status, self.args["eps"], now - self.started, message=message)
+        if self.kind == "radius":
+            lower, upper, point = self.bracket or (0.0, self.args["hi"], None)
+            return RadiusResult(lower, upper, status, now - self.started, self.starts, point, message)
+        queries = list(self.queries)
+        if self.running is not None:
+            r = self.running
+            queries.append(QueryRecord(r.eps, status, now - self.query_started, r.disjunctions))
+        eps = queries[-1].eps if queries else self.args["eps_start"]
+        return SearchResult(status, list(self.counterexamples), queries, eps, now - self.started, message)
+
+
+class _Worker:
+    def __init__(self, memory_limit_mb: int | None, grace: float) -> None:
+        ours, theirs = socket.socketpair()
+        self.log = tempfile.TemporaryFile()  # its stderr: the last words of a crashed solver
+        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
+        argv = [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(memory_limit_mb or 0), str(grace)]
+        with theirs:
+            self.proc = subprocess.Popen(
+                argv,
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self.log,
+                env=env,
+            )
+        self.conn = Connection(ours.detach())
+        self.net_key: str | None = None
+        self.job: int | None = None
+        self.deadline: float | None = None
+
+    def death_message(self) -> str:
+        code = self.proc.wait()
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        self.log.seek(0, os.SEEK_END)
+        self.log.seek(max(0, self.log.tell() - 300))
+        tail = self.log.read().decode(errors="replace").strip().splitlines()
+        return f"solver process {how}" + (f": {tail[-1]}" if tail else "")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.conn.close()
+        self.log.close()
+
+
+def _kill_all(workers: list[_Worker]) -> None:
+    for w in workers:
+        w.kill()
+    workers.clear()
+
+
+class SolverPool:
+    """Worker processes running searches, verifications and radius searches under hard deadlines.
+
+    A query's deadline is `timeout * 1.25 + grace` from the moment the worker says it starts.
+    One call at a time (a lock): run_searches, verify and certified_radius may come from any
+    thread. Workers start with the pool, are replaced as they die, and never outlive it.
+    """
+
+    def __init__(self, workers: int | None = None, memory_limit_mb: int | None = 4096, grace: float = 2.0) -> None:
+        self.size = workers or os.cpu_count() or 1
+        self._memory_limit_mb = memory_limit_mb
+        self._grace = grace
+        self._workers: list[_Worker] = []
+        self._lock = threading.RLock()
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _kill_all, self._workers)
+        self._fill()
+
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self._workers]
+
+    def run_searches(
+        self,
+        tasks: Sequence[SearchTask],
+        on_result: Callable[[int, SearchResult], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[SearchResult]:
+        """Results in task order; `on_result(i, result)` runs in this thread as each task ends.
+
+        Setting `cancel` kills the workers and raises Cancelled; so does close() from another thread.
+        """
+        jobs = [
+            _Job(
+                "search",
+                t.net,
+                dict(
+                    x=np.asarray(t.x, dtype=np.float32),
+                    target_w=t.target,
+                    runner_up_r=t.runner_up,
+                    k=t.k,
+                    eps_start=t.eps_start,
+                    eps_step=t.eps_step,
+                    timeout=t.timeout,
+                    seeds=[np.asarray(s, dtype=np.float32) for s in t.seeds],
+                ),
+                t.fault,
+            )
+            for t in tasks
+        ]
+        return self._run(jobs, on_result, cancel)
+
+    def verify(
+        self, net: Network, x: np.ndarray, eps: float, timeout: float = 30.0, cancel: threading.Event | None = None
+    ) -> VerifyResult:
+        job = _Job("verify", net, dict(x=np.asarray(x, dtype=np.float32), eps=eps, timeout=timeout))
+        return self._run([job], None, cancel)[0]
+
+    def certified_radius(
+        self,
+        net: Network,
+        x: np.ndarray,
+        precision: float = 1e-3,
+        timeout: float = 30.0,
+        hi: float = 1.0,
+        cancel: threading.Event | None = None,
+    ) -> RadiusResult:
+        args = dict(x=np.asarray(x, dtype=np.float32), precision=precision, timeout=timeout, hi=hi)
+        return self._run([_Job("radius", net, args)], None, cancel)[0]
+
+    def close(self) -> None:
+        """Kill every worker; a call running in another thread stops with Cancelled."""
+        self._closed = True
+        with self._lock:
+            self._finalizer()
+
+    def __enter__(self) -> SolverPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _fill(self) -> None:
+        while not self._closed and len(self._workers) < self.size:
+            self._workers.append(_Worker(self._memory_limit_mb, self._grace))
+
+    def _remove(self, w: _Worker) -> None:
+        w.kill()
+        self._workers.remove(w)
+
+    def _run(self, jobs: list[_Job], on_result: Callable | None, cancel: threading.Event | None) -> list:
+        with self._lock:
+            results: list = [None] * len(jobs)
+            todo = deque(range(len(jobs)))
+            finished: list[int] = []
+
+            def finish(w: _Worker, result: Any) -> None:
+                results[w.job] = result
+                finished.append(w.job)
+                w.job, w.deadline = None, None
+
+            try:
+                while todo or any(w.job is not None for w in self._workers):
+                    if self._closed or (cancel is not None and cancel.is_set()):
+                        raise Cancelled("verification stopped")
+                    if todo:
+                        self._fill()
+                    for w in list(self._workers):
+                        if todo and w.job is None:
+                            self._dispatch(w, todo, jobs, finish)
+                    now = time.monotonic()
+                    timeout = min([_POLL] + [w.deadline - now for w in self._workers if w.deadline is not None])
+                    by_conn = {w.conn: w for w in self._workers}
+                    for conn in wait(list(by_conn), max(0.0, timeout)):
+                        self._drain(by_conn[conn], jobs, finish)
+                    now = time.monotonic()
+                    for w in list(self._workers):
+                        if w.deadline is not None and now > w.deadline:
+                            job = jobs[w.job]
+                            limit = query_deadline(job.args["timeout"], self._grace)
+                            finish(w, job.failed("timeout", f"solver killed after {limit:.0f} s"))
+                            self._remove(w)
+                    for i in finished:
+                        if on_result is not None:
+                            on_result(i, results[i])
+                    finished.clear()
+            except BaseException:
+                _kill_all(self._workers)  # abandoned jobs; fresh workers start on the next call
+                raise
+            self._fill()  # replace the dead now, so the next call finds warm workers
+            return results
+
+    def _dispatch(self, w: _Worker, todo: deque[int], jobs: list[_Job], finish: Callable) -> None:
+        i = todo.popleft()
+        job = jobs[i]
+        net = None if w.net_key == job.net.key else job.net
+        w.job = i
+        job.started = time.monotonic()
+        try:
+            w.conn.send((i, job.kind, net, job.args, job.fault))
+        except OSError:  # it died while idle: give the job one more worker, not endless ones
+            if job.retried:
+                finish(w, job.failed("error", w.death_message()))
+            else:
+                job.retried = True
+                w.job = None
+                todo.appendleft(i)
+            self._remove(w)
+            return
+        w.net_key = job.net.key
+
+    def _drain(self, w: _Worker, jobs: list[_Job], finish: Callable[[_Worker, Any], None]) -> None:
+        try:
+            while w.conn.poll():
+                kind, i, *rest = w.conn.recv()
+                job = jobs[i]
+                if kind == "done":
+                    finish(w, rest[0])
+                elif kind == "failed":
+                    finish(w, job.failed("error", rest[0]))
+                else:
+                    self._on_event(w, job, *rest)
+        except (EOFError, OSError):
+            if w.job is not None:
+                finish(w, jobs[w.job].failed("error", w.death_message()))
+            self._remove(w)
+
+    def _on_event(self, w: _Worker, job: _Job, event: str, payload: Any) -> None:
+        if event == "start":
+            job.running, job.query_started = payload, time.monotonic()
+            job.starts += 1
+            w.deadline = job.query_started + query_deadline(job.args["timeout"], self._grace)
+        elif event == "query":
+            job.running, w.deadline = None, None
+            job.queries.append(payload)
+        elif event == "counterexample":
+            job.counterexamples.append(payload)
+        elif event == "bracket":
+            job.bracket = payload

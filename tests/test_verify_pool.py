@@ -1,0 +1,187 @@
+"""SolverPool: task order, deadlines and kills from outside, crashes, cancel, no orphans."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fvtui.errors import Cancelled
+from fvtui.verify import Network, SearchTask, SolverPool
+
+
+def random_net(sizes, seed):
+    rng = np.random.default_rng(seed)
+    ws = tuple((rng.standard_normal((o, i)) / np.sqrt(i)).astype(np.float32) for i, o in zip(sizes, sizes[1:]))
+    bs = tuple(rng.standard_normal(o).astype(np.float32) * 0.1 for o in sizes[1:-1]) + (None,)
+    return Network(ws, bs)
+
+
+NET = random_net((20, 8, 3), 0)
+
+
+def task(seed, **kw):
+    x = np.random.default_rng(seed).uniform(0, 1, 20).astype(np.float32)
+    order = np.argsort(-NET.logits(x))
+    settings = dict(k=3, eps_start=0.05, eps_step=0.1, timeout=10) | kw
+    return SearchTask(NET, x, int(order[0]), int(order[1]), **settings)
+
+
+def solver_children():
+    """Live worker processes of this test process, found in /proc."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            cmdline = (status.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields["PPid"]) == os.getpid() and b"fvtui.verify.worker" in cmdline:
+            found.append(int(status.parent.name))
+    return found
+
+
+def alive(pid):
+    try:
+        state = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State:"))
+    except OSError:
+        return False
+    return "Z" not in state.split()[1]  # a zombie has exited
+
+
+@pytest.fixture
+def pool():
+    p = SolverPool(2, grace=0.5)
+    yield p
+    p.close()
+
+
+def test_results_in_task_order_whatever_the_completion_order(pool):
+    tasks = [task(0, k=6), task(1, k=1), task(2, k=1), task(3, k=1)]
+    seen = []
+    results = pool.run_searches(tasks, on_result=lambda i, r: seen.append(i))
+    assert sorted(seen) == [0, 1, 2, 3] and seen != [0, 1, 2, 3]  # task 0 is the slowest
+    for t, r in zip(tasks, results):
+        assert r.status == "sat" and len(r.counterexamples) == t.k
+        for ce in r.counterexamples:  # each belongs to its own task's box
+            assert np.abs(ce.x - t.x).max() <= ce.eps + 1e-6
+            assert NET.predict(ce.x) != t.target
+
+
+def test_crash_is_an_error_and_the_run_goes_on(pool):
+    before = pool.pids()
+    results = pool.run_searches([task(0, fault="crash"), task(1), task(2), task(3)])
+    assert results[0].status == "error" and "SIGABRT" in results[0].message
+    assert [r.status for r in results[1:]] == ["sat"] * 3
+    assert len(pool.pids()) == 2 and set(pool.pids()) != set(before)
+    assert not any(alive(p) for p in set(before) - set(pool.pids()))
+
+
+def test_hang_past_deadline_is_killed_and_replaced(pool):
+    before = pool.pids()
+    t0 = time.monotonic()
+    results = pool.run_searches([task(0, fault="hang", timeout=1), task(1)])
+    elapsed = time.monotonic() - t0
+    assert results[0].status == "timeout" and "killed" in results[0].message
+    assert results[0].queries[-1].status == "timeout"
+    assert results[1].status == "sat"
+    assert 1.1 < elapsed < 6
+    gone = set(before) - set(pool.pids())
+    assert len(gone) == 1 and not alive(gone.pop())
+    assert len(pool.pids()) == 2
+
+
+def test_worker_killed_while_idle_costs_no_task(pool):
+    os.kill(pool.pids()[0], 9)
+    time.sleep(0.2)
+    results = pool.run_searches([task(i, k=1) for i in range(4)])
+    assert [r.status for r in results] == ["sat"] * 4
+    assert len(pool.pids()) == 2
+
+
+def test_out_of_memory_is_an_error(pool):
+    results = pool.run_searches([task(0, fault="oom"), task(1)])
+    assert results[0].status == "error" and "memory" in results[0].message.lower()
+    assert results[1].status == "sat"
+
+
+def test_counterexamples_streamed_before_a_kill_are_kept(pool):
+    seed = next(iter(pool.run_searches([task(0, k=1)])[0].counterexamples)).x
+    result = pool.run_searches([task(0, fault="hang", timeout=1, seeds=[seed])])[0]
+    assert result.status == "timeout"
+    assert [ce.source for ce in result.counterexamples] == ["seed"]
+
+
+def test_network_sent_once_per_worker(pool):
+    nets_sent = []
+    for w in pool._workers:
+        real = w.conn.send
+        w.conn.send = lambda msg, real=real: (nets_sent.append(msg[2] is not None), real(msg))
+    results = pool.run_searches([task(i, k=1) for i in range(6)])
+    assert all(r.status == "sat" for r in results)
+    assert len(nets_sent) == 6 and sum(nets_sent) == 2
+
+
+def test_cancel_raises_and_leaves_no_solver_process():
+    with SolverPool(2, grace=0.5) as pool:
+        cancel = threading.Event()
+        threading.Timer(0.8, cancel.set).start()
+        t0 = time.monotonic()
+        with pytest.raises(Cancelled):
+            pool.run_searches([task(i, fault="hang", timeout=60) for i in range(3)], cancel=cancel)
+        assert time.monotonic() - t0 < 2.5
+        assert solver_children() == []
+        assert pool.run_searches([task(1, k=1)])[0].status == "sat"  # still usable
+    assert solver_children() == []
+
+
+def test_close_leaves_no_children_and_verify_radius_run_in_workers():
+    with SolverPool(2) as pool:
+        assert len(solver_children()) == 2
+        x = np.random.default_rng(0).uniform(0, 1, 20).astype(np.float32)
+        assert pool.verify(NET, x, 1e-4, timeout=10).status == "robust"
+        radius = pool.certified_radius(NET, x, precision=1e-2, timeout=10)
+        assert radius.status == "exact" and radius.upper - radius.lower <= 1e-2
+        v = pool.verify(NET, x, radius.upper, timeout=10)
+        assert v.status == "counterexample" and NET.predict(v.x) != NET.predict(x)
+    assert solver_children() == []
+
+
+def test_close_from_another_thread_stops_a_run():
+    pool = SolverPool(2, grace=0.5)
+    outcome = []
+
+    def run():
+        try:
+            pool.run_searches([task(0, fault="hang", timeout=60)])
+        except Cancelled:
+            outcome.append("cancelled")
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    time.sleep(0.5)
+    pool.close()
+    runner.join(5)
+    assert outcome == ["cancelled"] and solver_children() == []
+
+
+def test_workers_exit_when_the_parent_dies():
+    script = (
+        "import time; from fvtui.verify import SolverPool\n"
+        "pool = SolverPool(2); print(*pool.pids(), flush=True); time.sleep(60)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=root)
+    pids = [int(p) for p in parent.stdout.readline().split()]
+    assert len(pids) == 2 and all(alive(p) for p in pids)
+    parent.kill()
+    parent.wait()
+    parent.stdout.close()
+    end = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in pids)

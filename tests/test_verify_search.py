@@ -1,0 +1,217 @@
+"""The solver-side algorithms, run in-process on small numpy networks."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fvtui.verify import Network, certified_radius, search_counterexamples, verify_sample
+from fvtui.verify.exclusions import simplify_exclusions
+from fvtui.verify.query import build_query, solve
+
+D = M = 0.001
+TOL = 1e-6  # float32 rounding of solver values
+
+
+def random_net(sizes, seed):
+    rng = np.random.default_rng(seed)
+    ws = tuple((rng.standard_normal((o, i)) / np.sqrt(i)).astype(np.float32) for i, o in zip(sizes, sizes[1:]))
+    bs = tuple(rng.standard_normal(o).astype(np.float32) * 0.1 for o in sizes[1:-1]) + (None,)
+    return Network(ws, bs)
+
+
+def top2(net, x):
+    order = np.argsort(-net.logits(x))
+    return int(order[0]), int(order[1])
+
+
+def box(x, eps):
+    return np.clip(x.astype(np.float64) - eps, 0, 1), np.clip(x.astype(np.float64) + eps, 0, 1)
+
+
+@pytest.fixture(scope="module")
+def mnist_like():
+    net = random_net((784, 16, 10), 1)
+    x = np.random.default_rng(2).uniform(0, 1, 784).astype(np.float32)
+    return net, x
+
+
+def check_counterexamples(net, x, w, r, result, delta=D):
+    earlier = []
+    for ce in result.counterexamples:
+        lo, up = box(x, ce.eps)
+        assert ce.x.dtype == np.float32 and ce.x.shape == x.shape
+        assert np.all(ce.x >= lo - TOL) and np.all(ce.x <= up + TOL), "outside its eps box"
+        assert net.predict(ce.x) != w and ce.predicted == net.predict(ce.x)
+        if ce.source == "marabou":
+            logits = net.logits(ce.x)
+            assert logits[w] - logits[r] <= -M + 1e-4, "runner-up does not beat the winner"
+        for a in earlier:
+            assert np.abs(ce.x - a).min() >= delta - TOL, "closer than delta to an earlier one in some pixel"
+        earlier.append(ce.x)
+
+
+def test_search_finds_k_distinct_counterexamples_in_their_boxes(mnist_like):
+    net, x = mnist_like
+    w, r = top2(net, x)
+    result = search_counterexamples(net, x, w, r, k=5, eps_start=0.01, eps_step=0.02, timeout=20)
+    assert result.status == "sat", result
+    assert len(result.counterexamples) == 5
+    assert all(ce.source == "marabou" for ce in result.counterexamples)
+    check_counterexamples(net, x, w, r, result)
+    assert [q.status for q in result.queries].count("sat") == 5
+    eps = [q.eps for q in result.queries]
+    assert eps == sorted(eps) and eps[0] == 0.01
+    assert result.final_eps == result.counterexamples[-1].eps
+
+
+def test_seed_counts_toward_k_and_is_excluded(mnist_like):
+    net, x = mnist_like
+    w, r = top2(net, x)
+    first = search_counterexamples(net, x, w, r, k=1, eps_start=0.01, eps_step=0.02, timeout=20)
+    seed = first.counterexamples[0].x
+    events = []
+    result = search_counterexamples(
+        net, x, w, r, k=3, eps_start=0.01, eps_step=0.02, timeout=20, seeds=[seed], report=lambda *e: events.append(e)
+    )
+    assert result.status == "sat"
+    assert [ce.source for ce in result.counterexamples] == ["seed", "marabou", "marabou"]
+    np.testing.assert_array_equal(result.counterexamples[0].x, seed)
+    check_counterexamples(net, x, w, r, result)
+    kinds = [k for k, _ in events]
+    assert kinds.count("counterexample") == 3 and kinds.count("query") == len(result.queries)
+    assert kinds.count("start") == sum(not q.presolved for q in result.queries)
+
+
+def test_seed_that_does_not_flip_is_excluded_but_not_counted(mnist_like):
+    net, x = mnist_like
+    w, r = top2(net, x)
+    result = search_counterexamples(net, x, w, r, k=1, eps_start=0.01, eps_step=0.02, timeout=20, seeds=[x])
+    assert [ce.source for ce in result.counterexamples] == ["marabou"]
+    assert np.abs(result.counterexamples[0].x - x).min() >= D - TOL
+
+
+def test_unflippable_network_is_exhausted_at_eps_one():
+    rng = np.random.default_rng(0)
+    w1 = rng.uniform(0, 1, (4, 6)).astype(np.float32)
+    w2 = np.zeros((2, 4), np.float32)
+    w2[0] = 0.001  # logit0 - logit1 = 5 + 0.001 * relu(...) >= 5 everywhere
+    net = Network((w1, w2), (None, np.array([5.0, 0.0], np.float32)))
+    result = search_counterexamples(net, np.full(6, 0.5, np.float32), 0, 1, 3, 0.06, 0.3, timeout=10)
+    assert result.status == "exhausted" and not result.counterexamples
+    assert [q.eps for q in result.queries] == pytest.approx([0.06, 0.36, 0.66, 0.96, 1.0])
+    assert result.final_eps == 1.0
+
+
+class _Unconvinced(Network):
+    """A network whose numpy prediction never changes: every solver SAT is spurious."""
+
+    def predict(self, x):
+        return 0
+
+
+def test_spurious_solutions_are_excluded_not_counted():
+    base = random_net((8, 6, 3), 5)
+    net = _Unconvinced(base.weights, base.biases)
+    x = np.full(8, 0.5, np.float32)
+    w, r = top2(base, x)
+    result = search_counterexamples(net, x, 0, r if w == 0 else w, k=2, eps_start=1.0, eps_step=0.1, timeout=10)
+    assert result.status == "error" and "not confirmed" in result.message
+    assert not result.counterexamples
+    assert [q.status for q in result.queries] == ["spurious"] * 3
+
+
+def test_simplified_query_decides_like_the_literal_one():
+    """On a tiny network, the simplified encoding and all n*m literal disjunctions agree on SAT/UNSAT."""
+    net = random_net((5, 6, 3), 7)
+    rng = np.random.default_rng(3)
+    outcomes = set()
+    for trial in range(40):
+        x = rng.uniform(0, 1, 5).astype(np.float32)
+        w, r = top2(net, x)
+        eps = float(rng.choice([0.002, 0.05, 0.3, 1.0]))
+        lo, up = box(x, eps)
+        pts = np.clip(x + rng.uniform(-0.003, 0.003, (int(rng.integers(1, 4)), 5)), 0, 1)
+        literal = solve(
+            build_query(net, lo, up, w, [r], M, np.tile(np.arange(5), len(pts)), pts.ravel(), D), 5, timeout=10
+        )
+        s = simplify_exclusions(lo, up, pts, D)
+        if s.infeasible:
+            simple_status = "unsat"
+        else:
+            simple = solve(build_query(net, s.lower, s.upper, w, [r], M, s.pixels, s.centers, D), 5, timeout=10)
+            simple_status = simple.status
+            if simple.status == "sat":
+                assert np.all((simple.x <= pts - D + TOL) | (simple.x >= pts + D - TOL))
+        assert simple_status == literal.status, (trial, eps)
+        outcomes.add((simple_status, s.infeasible))
+    assert {("sat", False), ("unsat", False), ("unsat", True)} <= outcomes
+
+
+def two_pixel_net():
+    """logit0 - logit1 = 2 (x0 - x1); at (0.8, 0.2) class 0 wins until eps reaches 0.30025 (margin 0.001)."""
+    eye = np.eye(2, dtype=np.float32)
+    return Network((eye, np.array([[1, -1], [-1, 1]], np.float32)), (None, None)), np.array([0.8, 0.2], np.float32)
+
+
+def test_verify_sample_robust_small_eps_counterexample_large():
+    net, x = two_pixel_net()
+    assert verify_sample(net, x, 0.01, timeout=10).status == "robust"
+    assert verify_sample(net, x, 0.3, timeout=10).status == "robust"
+    res = verify_sample(net, x, 1.0, timeout=10)
+    assert res.status == "counterexample" and res.predicted == 1
+    assert net.predict(res.x) == 1 and np.all(np.abs(res.x - x) <= 1.0)
+
+
+def test_verify_sample_checks_every_other_class(mnist_like):
+    net, x = mnist_like
+    res = verify_sample(net, x, 1.0, timeout=20)
+    assert res.status == "counterexample"
+    assert net.predict(res.x) == res.predicted != net.predict(x)
+    assert verify_sample(net, x, 1e-4, timeout=20).status == "robust"
+
+
+def test_verify_sample_finds_a_class_other_than_the_runner_up():
+    # logits: 1 + 0.001 h0, 0.9 + 0.0001 h0 (runner-up, never wins), 3 h1 (wins once x1 > 1/3)
+    w2 = np.array([[0.001, 0], [0.0001, 0], [0, 3]], np.float32)
+    net = Network((np.eye(2, dtype=np.float32), w2), (None, np.array([1.0, 0.9, 0.0], np.float32)))
+    x = np.array([0.5, 0.0], np.float32)
+    assert top2(net, x) == (0, 1)
+    assert verify_sample(net, x, 0.3, timeout=10).status == "robust"
+    res = verify_sample(net, x, 0.5, timeout=10)
+    assert res.status == "counterexample" and res.predicted == 2 and net.predict(res.x) == 2
+
+
+def test_certified_radius_of_known_network():
+    net, x = two_pixel_net()
+    res = certified_radius(net, x, precision=1e-3, timeout=10)
+    assert res.status == "exact"
+    assert res.lower < 0.30025 <= res.upper and res.upper - res.lower <= 1e-3
+    assert net.predict(res.counterexample) == 1
+    assert res.queries == 1 + int(np.ceil(np.log2(1 / 1e-3)))
+
+
+def test_certified_radius_brackets_on_random_net(mnist_like):
+    net, x = mnist_like
+    res = certified_radius(net, x, precision=2e-3, timeout=20)
+    assert res.status == "exact" and 0 < res.lower < res.upper <= res.lower + 2e-3
+    assert verify_sample(net, x, res.lower, timeout=20).status == "robust"
+    assert verify_sample(net, x, res.upper, timeout=20).status == "counterexample"
+    assert np.abs(res.counterexample - x).max() <= res.upper + TOL
+
+
+def test_certified_radius_robust_everywhere():
+    rng = np.random.default_rng(0)
+    w2 = np.zeros((2, 4), np.float32)
+    w2[0] = 0.001
+    net = Network((rng.uniform(0, 1, (4, 3)).astype(np.float32), w2), (None, np.array([5.0, 0.0], np.float32)))
+    res = certified_radius(net, np.full(3, 0.5, np.float32), timeout=10)
+    assert (res.lower, res.upper, res.status, res.queries) == (1.0, 1.0, "exact", 1)
+    assert res.counterexample is None
+
+
+def test_verify_package_imports_neither_torch_nor_textual():
+    code = "import sys, fvtui.verify; print(sorted({'torch', 'textual'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
