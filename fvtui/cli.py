@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     delete = sub.add_parser("delete", help="delete a saved session")
     delete.add_argument("name")
     delete.add_argument("--yes", action="store_true", help="do not ask")
+
+    from .bench.command import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
@@ -118,6 +122,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _new(store, args)
     if command == "resume":
         return _resume(store, args)
+    if command == "bench":
+        from .bench.command import main as bench_main
+
+        return bench_main(store, args)
     from . import report
 
     if command == "list":

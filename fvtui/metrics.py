@@ -15,3 +15,24 @@ def aubc(accuracies: Sequence[float]) -> float:
     if acc.size == 1:
         return float(acc[0])
     return float(((acc[1:] + acc[:-1]) / 2).sum() / (acc.size - 1))
+
+
+def within_group_distances(features: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Euclidean distances between every pair of rows that share a group, all groups pooled.
+
+    The paper's diversity measure: `features` are the hidden-layer embeddings of synthetic samples
+    and `groups` the queried sample each came from, so only samples of one source are compared.
+    Groups with a single row contribute nothing. Pure numpy, so the torch-free store may import this.
+    """
+    feats = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+    groups = np.asarray(groups)
+    if feats.shape[0] != groups.shape[0]:
+        raise ValueError(f"{feats.shape[0]} feature rows but {groups.shape[0]} group labels")
+    out = []
+    for group in np.unique(groups):
+        rows = feats[groups == group]
+        if rows.shape[0] < 2:
+            continue
+        first, second = np.triu_indices(rows.shape[0], k=1)
+        out.append(np.linalg.norm(rows[first] - rows[second], axis=1))
+    return np.concatenate(out) if out else np.zeros(0)

@@ -1,7 +1,34 @@
-"""The Textual face of fvtui."""
+"""The Textual face of fvtui: `run_app` is what the CLI calls; `app.make_app` builds the app."""
+
+from __future__ import annotations
 
 
-def run_app(store, **kwargs) -> int:
-    from ..errors import UserError
+def run_app(store, *, new_config=None, new_name: str | None = None, resume_name: str | None = None,
+            data_dir: str | None = None, workers: int | None = None, settings_changes: dict | None = None,
+            rounds: int | None = None) -> int:
+    """Open the browser, a new session, or a saved one; returns the exit code.
 
-    raise UserError("the app is not built yet; use --headless")
+    What can be refused is refused before the terminal is taken over (a UserError for the CLI to
+    print: a locked session, invalid changes); a new session is created only once its data loaded.
+    """
+    from .app import make_app  # textual-image asks the terminal what it can draw here, before the app runs
+
+    session = None
+    if resume_name is not None:
+        session = store.open(resume_name)
+        try:
+            settings = session.settings.replace(**settings_changes) if settings_changes else None
+            if settings is not None or rounds is not None:
+                session.update(settings=settings, rounds=rounds)
+        except BaseException:
+            session.close()
+            raise
+    app = make_app(store, new_config=new_config, new_name=new_name, session=session, data_dir=data_dir,
+                   workers=workers)
+    try:
+        app.run()
+    finally:
+        app.close_pool()
+        if session is not None:
+            session.close()
+    return app.return_code or 0

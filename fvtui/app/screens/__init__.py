@@ -1,0 +1,1 @@
+"""The app's screens: session browser, session, inspector, forms and dialogs."""

@@ -1,0 +1,280 @@
+"""One queried sample and its counterexamples: pictures, probabilities, and solver calls on demand.
+
+Everything is judged by the model the counterexamples were found with (the one after round r-1,
+which selected the sample). Verifying at an eps and the certified radius run in the app's own
+small solver pool, in a thread worker: the screen keeps answering, and closing it cancels the call.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label, Static
+
+from ...errors import Cancelled
+from ...records import RoundRecord, SyntheticBatch
+from ...store import Session
+from ..images import TerminalImage, amplified_difference, cell_size, to_pil
+
+FIXED_ROWS = 13  # title, captions, detail, probabilities, the verify line, footer
+TOP_CLASSES = 4
+
+
+@dataclass(frozen=True)
+class Candidate:
+    x: np.ndarray
+    eps: float
+    origin: str  # what found it: 'fgsm', 'marabou', 'verify', 'radius'...
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max())
+    return z / z.sum()
+
+
+class InspectorScreen(Screen):
+    AUTO_FOCUS = ""  # the eps field would swallow the letter keys; e focuses it
+    BINDINGS = [
+        Binding("escape", "close", "Back"),
+        Binding("left_square_bracket", "step(-1)", "Prev cex", key_display="["),
+        Binding("right_square_bracket", "step(1)", "Next cex", key_display="]"),
+        Binding("e", "edit_eps", "Set eps"),
+        Binding("v", "verify", "Verify"),
+        Binding("m", "radius", "Minimal eps"),
+    ]
+
+    def __init__(self, session: Session, dataset, record: RoundRecord, synthetic: SyntheticBatch,
+                 position: int) -> None:
+        super().__init__()
+        self.session, self.dataset, self.record, self.position = session, dataset, record, position
+        self.queried = record.queried[position]
+        self.x = dataset.train_x[self.queried.index].numpy().astype(np.float32)
+        self.shape = dataset.image_shape
+        mine = np.flatnonzero(synthetic.source == self.queried.index)
+        self.candidates = [Candidate(synthetic.x[i], float(synthetic.eps[i]), str(synthetic.origin[i])) for i in mine]
+        self.verification = next((v for v in record.verification if v.source == self.queried.index), None)
+        self.current = 0
+        self.cancel = threading.Event()
+        self.busy = False
+        self.model_round = record.round - 1
+        self.net = self._network()
+
+    def _network(self):
+        from ...model import model_from_numpy, to_network
+
+        cfg = self.session.config
+        model = model_from_numpy(self.session.model_state(self.model_round), self.dataset.num_features, cfg.hidden,
+                                 self.dataset.num_classes)
+        return to_network(model)
+
+    # -- layout --------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(id="inspect-title")
+        with Horizontal(id="inspect-images"):
+            for key in ("original", "counterexample", "difference"):
+                with Vertical(classes="tile"):
+                    yield Label(id=f"caption-{key}", classes="tile-caption")
+                    yield TerminalImage(id=f"image-{key}")
+        yield Static(id="inspect-detail")
+        yield Static(id="inspect-probs")
+        with Horizontal(id="inspect-verify"):
+            yield Label("eps ")
+            default = self.candidates[0].eps if self.candidates else self.record.settings.eps_start
+            yield Input(f"{default:.4g}", restrict=r"[0-9.eE+-]*", compact=True, id="eps")
+            yield Static(id="verify-result")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._fit_images()
+        self.query_one("#image-original", TerminalImage).image = to_pil(self.x, self.shape)
+        self._show_title()
+        self._show_candidate()
+        self._say("v verifies at this eps, m finds the minimal eps", "dim")
+
+    def on_resize(self) -> None:
+        self._fit_images()
+
+    def _fit_images(self) -> None:
+        width, height = self.app.size
+        h_px, w_px = self.shape[0], self.shape[1]
+        tile = min((width - 6) // 3, int(2 * (height - FIXED_ROWS) * w_px / h_px))
+        cells = cell_size(self.shape, max(8, tile))
+        for key in ("original", "counterexample", "difference"):
+            image = self.query_one(f"#image-{key}", TerminalImage)
+            image.styles.width, image.styles.height = cells
+            self.query_one(f"#caption-{key}", Label).styles.width = cells[0]
+
+    def _show_title(self) -> None:
+        q, classes = self.queried, self.dataset.classes
+        title = Text(no_wrap=True, overflow="ellipsis")
+        title.append(f"round {self.record.round} · sample {self.position + 1}/{len(self.record.queried)} "
+                     f"(#{q.index}) · ", "bold")
+        title.append(f"true {classes[q.label]}", "bold")
+        title.append(f" · {self.record.settings.strategy} score {q.score:.4g} · {self.record.settings.augment}")
+        v = self.verification
+        title.append("\n")
+        if v is not None:
+            title.append(f"search: {v.status} at eps {v.eps:.3f}, {v.found} found, {v.spurious} spurious, "
+                         f"{v.queries} queries, {v.seconds:.1f} s" + (f" ({v.message})" if v.message else ""), "dim")
+        else:
+            title.append(f"{len(self.candidates)} synthetic samples from {self.record.settings.augment}", "dim")
+        title.append(f" · model after round {self.model_round}", "dim")
+        self.query_one("#inspect-title", Static).update(title)
+
+    def _show_candidate(self) -> None:
+        classes = self.dataset.classes
+        before = softmax(self.net.logits(self.x))
+        self.query_one("#caption-original", Label).update(f"original · {classes[int(before.argmax())]}")
+        image = self.query_one("#image-counterexample", TerminalImage)
+        diff_image = self.query_one("#image-difference", TerminalImage)
+        detail = self.query_one("#inspect-detail", Static)
+        if not self.candidates:
+            self.query_one("#caption-counterexample", Label).update("no counterexample")
+            self.query_one("#caption-difference", Label).update("")
+            image.image = diff_image.image = None
+            detail.update(Text("no counterexample for this sample: verify it at a larger eps (e, v)", "dim"))
+            self.query_one("#inspect-probs", Static).update(self._probabilities(before, None))
+            return
+        c = self.candidates[self.current]
+        after = softmax(self.net.logits(c.x))
+        distance = float(np.abs(c.x - self.x).max())
+        diff, factor = amplified_difference(self.x, c.x)
+        image.image, diff_image.image = to_pil(c.x, self.shape), to_pil(diff, self.shape)
+        was, now = classes[int(before.argmax())], classes[int(after.argmax())]
+        self.query_one("#caption-counterexample", Label).update(f"counterexample · {now}")
+        self.query_one("#caption-difference", Label).update(f"|difference| ×{factor:.0f}")
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"{self.current + 1}/{len(self.candidates)} ", "bold")
+        line.append(f"from {c.origin} · eps {c.eps:.4g} · L∞ distance {distance:.4f} · ")
+        line.append(f"{was} → {now}", "bold yellow" if was != now else "bold")
+        line.append("  [ ] browse", "dim")
+        detail.update(line)
+        self.query_one("#inspect-probs", Static).update(self._probabilities(before, after))
+
+    def _probabilities(self, before: np.ndarray, after: np.ndarray | None) -> Table:
+        classes = self.dataset.classes
+        table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+        table.add_column(f"model after round {self.model_round}")
+        table.add_column("original", justify="right")
+        table.add_column("")
+        if after is not None:
+            table.add_column("counterexample", justify="right")
+            table.add_column("")
+        top = [int(i) for i in np.argsort(-before)[:TOP_CLASSES]]
+        if after is not None:
+            top = list(dict.fromkeys([*top[:2], *(int(i) for i in np.argsort(-after)[:2]), *top]))[:TOP_CLASSES]
+        for c in top:
+            row = [classes[c], f"{before[c]:.1%}", _bar(before[c])]
+            if after is not None:
+                row += [f"{after[c]:.1%}", _bar(after[c])]
+            table.add_row(*row)
+        return table
+
+    # -- actions -------------------------------------------------------------------------------
+    def action_close(self) -> None:
+        if isinstance(self.focused, Input):  # leave the eps field first
+            self.set_focus(None)
+            return
+        self.cancel.set()  # a solver call in flight stops (its worker process is killed)
+        self.dismiss()
+
+    def action_step(self, delta: int) -> None:
+        if self.candidates:
+            self.current = (self.current + delta) % len(self.candidates)
+            self._show_candidate()
+
+    def action_edit_eps(self) -> None:
+        self.query_one("#eps", Input).focus()
+
+    def on_input_submitted(self) -> None:
+        self.action_verify()
+
+    def action_verify(self) -> None:
+        try:
+            eps = float(self.query_one("#eps", Input).value)
+        except ValueError:
+            eps = -1.0
+        if not 0 < eps <= 1:
+            self._say("eps must be a number in (0, 1]", "red")
+            return
+        if self._start(f"verifying at eps {eps:.4g} (model after round {self.model_round})…"):
+            self.solve("verify", eps)
+
+    def action_radius(self) -> None:
+        if self._start(f"searching the minimal eps (model after round {self.model_round})…"):
+            self.solve("radius", 0.0)
+
+    def _start(self, message: str) -> bool:
+        if self.busy:
+            self._say("the solver is still busy with the last request", "yellow")
+            return False
+        self.busy = True
+        self._say(message, "cyan")
+        return True
+
+    @work(thread=True, group="inspector", exit_on_error=False)
+    def solve(self, kind: str, eps: float) -> None:
+        timeout = self.session.settings.verify_timeout
+        try:
+            pool = self.app.solver_pool()
+            if kind == "verify":
+                result = pool.verify(self.net, self.x, eps, timeout=timeout, cancel=self.cancel)
+            else:
+                result = pool.certified_radius(self.net, self.x, timeout=timeout, cancel=self.cancel)
+        except Cancelled:
+            return
+        except Exception as exc:  # the solver could not run at all: say so, keep the screen
+            self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}")
+            return
+        self.app.call_from_thread(self._verified if kind == "verify" else self._radius, result)
+
+    def _failed(self, message: str) -> None:
+        self.busy = False
+        self._say(f"solver failed: {message}", "bold red")
+        self.app.report(f"inspector: solver failed: {message}")
+
+    def _verified(self, result) -> None:
+        self.busy = False
+        classes = self.dataset.classes
+        if result.status == "robust":
+            self._say(f"robust at eps {result.eps:.4g}: every input within it keeps class "
+                      f"{classes[int(self.net.predict(self.x))]} ({result.seconds:.1f} s)", "green")
+        elif result.status == "counterexample":
+            self._add(Candidate(result.x, result.eps, "verify"))
+            self._say(f"counterexample at eps {result.eps:.4g}: class {classes[result.predicted]} "
+                      f"({result.seconds:.1f} s), shown as {self.current + 1}/{len(self.candidates)}", "yellow")
+        else:
+            self._say(f"{result.status} at eps {result.eps:.4g} after {result.seconds:.1f} s"
+                      + (f": {result.message}" if result.message else ""), "magenta")
+
+    def _radius(self, result) -> None:
+        self.busy = False
+        text = (f"certified radius in [{result.lower:.4f}, {result.upper:.4f}] ({result.status}, "
+                f"{result.queries} queries, {result.seconds:.1f} s)")
+        if result.message:
+            text += f": {result.message}"
+        if result.counterexample is not None:
+            self._add(Candidate(result.counterexample, result.upper, "radius"))
+        self.query_one("#eps", Input).value = f"{result.lower:.4g}"
+        self._say(text, "green" if result.status == "exact" else "magenta")
+
+    def _add(self, candidate: Candidate) -> None:
+        self.candidates.append(candidate)
+        self.current = len(self.candidates) - 1
+        self._show_candidate()
+
+    def _say(self, message: str, style: str) -> None:
+        self.query_one("#verify-result", Static).update(Text(message, style))
+
+
+def _bar(p: float, width: int = 10) -> Text:
+    return Text("█" * round(p * width) or "▏", "cyan")

@@ -1,0 +1,378 @@
+"""The session screen: status, learning curve, the round's previews and verification table, the log.
+
+It owns one Runner (the worker thread running the engine) and turns its messages into widget
+updates. Below 140 x 40 the four panels are tabs (keys 1-4); above, they share the screen.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, Tab, Tabs
+
+from ...errors import UserError
+from ...events import Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleVerified
+from ...metrics import aubc
+from ...records import RoundRecord, SyntheticBatch
+from ..runner import EngineEvent, Failed, Loaded, Runner, StateChanged
+from ..widgets.curve import LearningCurve
+from ..widgets.log import LogPanel
+from ..widgets.previews import InspectRequested, Preview, PreviewCard, PreviewGrid
+from ..widgets.status import StatusLine
+from ..widgets.verification import VerificationTable
+from .compare import CompareScreen
+from .confirm import ConfirmScreen
+from .inspector import InspectorScreen
+from .settings import SettingsScreen
+
+WIDE = (140, 40)
+PANELS = (("curve", "1 Curve"), ("samples", "2 Samples"), ("table", "3 Table"), ("log", "4 Log"))
+
+
+class SessionScreen(Screen):
+    BINDINGS = [
+        Binding("p", "pause", "Pause"),
+        Binding("p", "resume", "Resume"),
+        Binding("s", "stop", "Stop"),
+        Binding("e", "edit", "Budget"),
+        Binding("i", "inspect", "Inspect"),
+        Binding("c", "compare", "Compare"),
+        Binding("b", "back", "Sessions"),
+        # Shown in the samples and table titles rather than the footer, which 80 columns cannot hold.
+        Binding("left_square_bracket", "round(-1)", "Previous round", key_display="[", show=False),
+        Binding("right_square_bracket", "round(1)", "Next round", key_display="]", show=False),
+        Binding("comma", "page(-1)", "Previous page", key_display=",", show=False),
+        Binding("full_stop", "page(1)", "Next page", key_display=".", show=False),
+        *(Binding(str(i), f"panel('{key}')", f"{label[2:]} panel", show=False)
+          for i, (key, label) in enumerate(PANELS, start=1)),
+    ]
+
+    def __init__(self, runner: Runner) -> None:
+        super().__init__()
+        self.runner = runner
+        self.session = runner.session
+        self.dataset = None
+        self.shown_round = 0  # the round in the previews and the table (0: none yet)
+        self.follow = True  # move to each round as it finishes
+        self.overlays: list[str] = []
+        self._synthetic: dict[int, SyntheticBatch] = {}
+        self._after_close: Callable[[], None] | None = None
+
+    # -- layout --------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+        yield Tabs(*(Tab(label, id=key) for key, label in PANELS), id="tabs")
+        with Container(id="panels"):
+            yield LearningCurve(id="panel-curve", classes="panel -active")
+            with Vertical(id="panel-table", classes="panel"):
+                yield Static(id="table-title", classes="panel-title")
+                yield VerificationTable(id="verification")
+            with Vertical(id="panel-samples", classes="panel"):
+                yield Static(id="samples-title", classes="panel-title")
+                with VerticalScroll(id="previews-scroll"):
+                    yield PreviewGrid(id="previews")
+            yield LogPanel(id="panel-log", classes="panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        status = self.query_one(StatusLine)
+        if self.session is not None:  # a saved session: its history is drawn before the data loads
+            self._describe_session()
+            self._draw_curve()
+        else:
+            cfg = self.runner.new_config
+            status.set_session(self.runner.name, cfg.dataset, cfg.settings.strategy, cfg.settings.augment, 0,
+                               cfg.rounds)
+        self.log_panel.add(f"session {self.runner.name}: loading dataset {self.runner.dataset_name}")
+        self.run_worker(self.runner.run, thread=True, exit_on_error=False, group="runner", name="runner")
+        self.on_resize()
+
+    def on_resize(self) -> None:
+        width, height = self.app.size
+        self.set_class(width >= WIDE[0] and height >= WIDE[1], "-wide")
+
+    @property
+    def log_panel(self) -> LogPanel:
+        return self.query_one(LogPanel)
+
+    @on(Tabs.TabActivated)
+    def _tab_activated(self, event: Tabs.TabActivated) -> None:
+        self._activate(event.tab.id)
+
+    def _activate(self, key: str) -> None:
+        for panel, _ in PANELS:
+            self.query_one(f"#panel-{panel}").set_class(key == panel, "-active")
+
+    def action_panel(self, key: str) -> None:
+        """Show a panel (narrow layout) and put the keyboard in it."""
+        self.query_one(Tabs).active = key
+        self._activate(key)
+        target = {"table": "VerificationTable", "samples": "PreviewCard", "log": "LogPanel"}.get(key)
+        widgets = [w for w in self.query(target) if w.display] if target else []
+        if widgets:
+            widgets[0].focus()
+
+    # -- runner messages -----------------------------------------------------------------------
+    def on_loaded(self, message: Loaded) -> None:
+        self.session, self.dataset = message.session, message.dataset
+        self._describe_session()
+        self._draw_curve()
+        self._show_round(len(self.session.rounds))
+        self.log_panel.add(f"{len(self.session.rounds)}/{self.session.config.rounds} rounds done; "
+                           f"saved in {self.session.path}")
+
+    def on_state_changed(self, message: StateChanged) -> None:
+        status = self.query_one(StatusLine)
+        if message.state != "closed":  # the last word (finished, failed...) stays on show
+            status.set_state(message.state)
+        status.pausing = self.runner.pause_requested
+        self.refresh_bindings()
+        if message.state in ("paused", "stopped", "finished"):
+            done = len(self.session.rounds) if self.session else 0
+            self.log_panel.add(f"{message.state} after round {done}", "success" if message.state == "finished"
+                               else "warning")
+        if message.state == "closed" and self._after_close is not None:
+            then, self._after_close = self._after_close, None
+            then()
+
+    def on_failed(self, message: Failed) -> None:
+        self.app.report(message.message)
+        if message.fatal and self.session is None:
+            self.app.exit_code = 2  # `fvtui new` could not start: nothing was created
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        status = self.query_one(StatusLine)
+        if isinstance(event, RoundStarted):
+            status.set_phase(event.round, "select")
+            status.rounds_target = event.rounds_target
+            status.pausing = self.runner.pause_requested
+        elif isinstance(event, PhaseStarted):
+            status.set_phase(event.round, event.phase, 0, event.total)
+            if event.phase == "augment" and self.follow and self.session.settings.augment == "fv":
+                self.query_one(VerificationTable).start_live(event.round, self.session.settings.query_size,
+                                                            self.dataset.classes)
+                self._title_table(f"round {event.round} verifying · rows fill in as samples finish")
+        elif isinstance(event, PhaseProgress):
+            status.set_phase(event.round, event.phase, event.done, event.total)
+        elif isinstance(event, SampleVerified):
+            label = self.dataset.classes[int(self.dataset.train_y[event.record.source])]
+            self.query_one(VerificationTable).live_sample(event.position, event.record, label)
+            if event.record.status in ("timeout", "error"):
+                self.log_panel.add(f"round {event.round} sample {event.position + 1} (#{event.record.source}): "
+                                   f"{event.record.status} at eps {event.record.eps:.3f}"
+                                   + (f": {event.record.message}" if event.record.message else ""), "warning")
+        elif isinstance(event, RoundFinished):
+            self._round_finished(event.record)
+        elif isinstance(event, Log):
+            self.log_panel.add(event.message, event.level)
+
+    def _round_finished(self, record: RoundRecord) -> None:
+        self._draw_curve()
+        self.query_one(StatusLine).rounds_done = record.round
+        accuracies = self.session.accuracies
+        seconds = sum(record.seconds.values())
+        self.log_panel.add(f"round {record.round}/{self.session.config.rounds}: accuracy {record.test_accuracy:.4f}"
+                           f", AUBC {aubc(accuracies):.4f}, {record.new_synthetic} new synthetic, {seconds:.1f} s",
+                           "success")
+        if self.follow:
+            self._show_round(record.round)
+
+    # -- drawing -------------------------------------------------------------------------------
+    def _describe_session(self) -> None:
+        s, cfg = self.session.settings, self.session.config
+        self.query_one(StatusLine).set_session(self.session.name, cfg.dataset, s.strategy, s.augment,
+                                               len(self.session.rounds), cfg.rounds)
+
+    def _draw_curve(self) -> None:
+        initial = self.session.initial()
+        self.query_one(LearningCurve).set_curve(self.session.accuracies,
+                                                None if initial is None else initial.test_accuracy)
+
+    def synthetic(self, round_index: int) -> SyntheticBatch:
+        if round_index not in self._synthetic:
+            self._synthetic = {round_index: self.session.synthetic(round_index),
+                               **{k: v for k, v in list(self._synthetic.items())[-4:]}}
+        return self._synthetic[round_index]
+
+    def _show_round(self, round_index: int, page: int = 0) -> None:
+        if self.dataset is None:
+            return
+        self.shown_round = round_index
+        self.follow = round_index == len(self.session.rounds)
+        grid, table = self.query_one(PreviewGrid), self.query_one(VerificationTable)
+        if round_index == 0:
+            self.query_one("#samples-title", Static).update("no finished round yet")
+            self._title_table("no finished round yet")
+            table.clear(columns=True)
+            grid.show([], self.dataset.image_shape)
+            return
+        record = self.session.rounds[round_index - 1]
+        synthetic = self.synthetic(round_index)
+        classes = self.dataset.classes
+        previews = [Preview(round_index, i, self.dataset.train_x[q.index].numpy(), classes[q.label],
+                            classes[q.predicted], q.score, int((synthetic.source == q.index).sum()))
+                    for i, q in enumerate(record.queried)]
+        grid.show(previews, self.dataset.image_shape, page)
+        self._title_samples()
+        self.call_after_refresh(table.show_round, record, synthetic, classes)  # a frame of its own
+        augment = record.settings.augment
+        note = ("[ ] rounds · enter inspects" if record.verification else
+                "no augmentation" if augment == "none" else f"{augment} examples, not verified")
+        self._title_table(f"round {round_index} · {record.settings.strategy}+{augment} · {note}")
+
+    def _title_samples(self) -> None:
+        grid = self.query_one(PreviewGrid)
+        record = self.session.rounds[self.shown_round - 1]
+        self.query_one("#samples-title", Static).update(
+            f"round {self.shown_round}/{len(self.session.rounds)} · {len(record.queried)} queried · "
+            f"page {grid.page + 1}/{grid.pages} (, .) · rounds ([ ]) · enter inspects")
+
+    def _title_table(self, text: str) -> None:
+        self.query_one("#table-title", Static).update(text)
+
+    # -- actions -------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        state = self.runner.state
+        pending = self.runner.pause_requested  # p again takes back a pause that has not happened yet
+        if action == "pause":
+            return state in ("loading", "starting", "running") and not pending
+        if action == "resume":
+            return state in ("paused", "stopped") or (pending and state in ("loading", "starting", "running"))
+        if action == "stop":
+            return self.runner.busy
+        if action == "edit":
+            return True if self.session is not None and self.session.writable and state != "closed" else None
+        return True
+
+    def action_pause(self) -> None:
+        self.runner.pause()
+        self.query_one(StatusLine).pausing = True
+        self.query_one(StatusLine).refresh()
+        self.log_panel.add("pause requested: the round in progress finishes first", "warning")
+        self.refresh_bindings()
+
+    def action_resume(self) -> None:
+        self.runner.resume()
+        self.query_one(StatusLine).pausing = False
+        self.log_panel.add("resumed")
+        self.refresh_bindings()
+
+    def action_stop(self) -> None:
+        done = len(self.session.rounds)
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.runner.stop()
+                self.log_panel.add(f"stop requested: round {done + 1} is discarded", "warning")
+
+        self.app.push_screen(ConfirmScreen(f"Stop now? Round {done + 1} is discarded; the {done} finished "
+                                           "rounds are kept, and p resumes.", yes="Stop"), answer)
+
+    def action_edit(self) -> None:
+        def apply(result) -> None:
+            if result is None:
+                return
+            settings, rounds = result
+            before = self.session.settings
+            try:
+                self.session.update(settings=settings, rounds=rounds)
+            except UserError as exc:
+                self.app.report(str(exc))
+                return
+            changed = [f"{k} {getattr(before, k)} → {getattr(settings, k)}" for k in settings.__dataclass_fields__
+                       if getattr(before, k) != getattr(settings, k)]
+            next_round = len(self.session.rounds) + (2 if self.runner.busy else 1)
+            self.log_panel.add(f"saved for round {next_round} on: " + (", ".join(changed) or "no change")
+                               + f"; target {rounds} rounds", "success")
+            self.notify(f"saved: applies from round {next_round}")
+            self._describe_session()
+            self.runner.wake()
+
+        next_round = len(self.session.rounds) + (2 if self.runner.busy else 1)
+        self.app.push_screen(SettingsScreen(self.session, next_round), apply)
+
+    def action_round(self, delta: int) -> None:
+        if self.session is None or not self.session.rounds:
+            return
+        target = min(max(1, self.shown_round + delta), len(self.session.rounds))
+        if target != self.shown_round:
+            self._show_round(target)
+
+    def action_page(self, delta: int) -> None:
+        grid = self.query_one(PreviewGrid)
+        if self.shown_round and grid.pages > 1:
+            self._show_round(self.shown_round, grid.page + delta)
+
+    def action_inspect(self) -> None:
+        focused = self.focused
+        if isinstance(focused, PreviewCard) and focused.preview is not None:
+            focused.action_inspect()
+        elif isinstance(focused, VerificationTable) and focused.row_count:
+            self._inspect_row(focused, focused.cursor_row)
+        else:
+            self.notify("choose a sample first: a preview (2) or a table row (3)")
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self._inspect_row(self.query_one(VerificationTable), event.cursor_row)
+
+    def _inspect_row(self, table: VerificationTable, row: int) -> None:
+        if table.live:
+            self.notify("this round is still running: its samples open once it finishes")
+            return
+        self.post_message(InspectRequested(table.round_index, row))
+
+    def on_inspect_requested(self, message: InspectRequested) -> None:
+        record = self.session.rounds[message.round_index - 1]
+        try:
+            screen = InspectorScreen(self.session, self.dataset, record, self.synthetic(message.round_index),
+                                     message.position)
+        except UserError as exc:  # a damaged round file
+            self.app.report(str(exc))
+            return
+        self.app.push_screen(screen)
+
+    def action_compare(self) -> None:
+        if self.session is None:
+            return
+
+        def chosen(names: list[str] | None) -> None:
+            if names is not None:
+                self.overlays = names
+                self.load_overlays(names)
+
+        self.app.push_screen(CompareScreen(self.app.store, self.session.name, self.overlays), chosen)
+
+    @work(thread=True, exclusive=True, group="overlays", exit_on_error=False)
+    def load_overlays(self, names: list[str]) -> None:
+        curves = {}
+        for name in names:
+            try:
+                with self.app.store.open(name, writable=False) as other:
+                    curves[name] = other.accuracies
+            except UserError as exc:
+                self.app.call_from_thread(self.app.report, str(exc), "warning")
+        self.app.call_from_thread(self.query_one(LearningCurve).set_overlays, curves)
+
+    def action_back(self) -> None:
+        self.app.close_session(self, then=self.app.show_browser)
+
+    # -- closing -------------------------------------------------------------------------------
+    def on_unmount(self) -> None:
+        self.runner.quit()  # however the screen goes, its worker thread must end
+
+    def close_runner(self, then: Callable[[], None]) -> None:
+        """Stop the worker (discarding a round in progress), then call `then` once it has ended."""
+        if self.runner.state == "closed":
+            then()
+            return
+        self._after_close = then
+        self.runner.quit()
+        if self.runner.busy:
+            self.log_panel.add("stopping: the round in progress is discarded…", "warning")

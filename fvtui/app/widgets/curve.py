@@ -1,0 +1,56 @@
+"""Test accuracy per round with its AUBC, and other sessions overlaid for comparison.
+
+Redrawn once per finished round (a plotext render costs milliseconds), always on the UI thread,
+which alone may touch the widget's figure.
+"""
+
+from __future__ import annotations
+
+from textual_plotext import PlotextPlot
+
+from ...metrics import aubc
+
+
+class LearningCurve(PlotextPlot):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.accuracies: list[float] = []
+        self.initial: float | None = None
+        self.overlays: dict[str, list[float]] = {}
+
+    def set_curve(self, accuracies: list[float], initial: float | None = None) -> None:
+        self.accuracies = list(accuracies)
+        if initial is not None:
+            self.initial = initial
+        self.replot()
+
+    def set_overlays(self, overlays: dict[str, list[float]]) -> None:
+        self.overlays = {name: list(acc) for name, acc in overlays.items() if acc}
+        self.replot()
+
+    def replot(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        title = "test accuracy per round"
+        if self.accuracies:
+            title += f" · AUBC {aubc(self.accuracies):.4f}"
+        if self.initial is not None:
+            title += f" · initial {self.initial:.4f}"
+        plt.title(title)
+        plt.xlabel("round")
+        series = [("this session", self.accuracies)] + [(f"{n} ({aubc(a):.3f})", a) for n, a in self.overlays.items()]
+        values = [v for _, acc in series for v in acc]
+        longest = max((len(acc) for _, acc in series), default=0)
+        for label, acc in series:
+            if acc:
+                plt.plot(list(range(1, len(acc) + 1)), acc, label=label if self.overlays else None,
+                         marker="braille")
+        if values:
+            low, high = min(values), max(values)
+            pad = max(0.01, (high - low) * 0.1)
+            plt.ylim(max(0.0, low - pad), min(1.0, high + pad))
+            plt.xlim(0.5, longest + 0.5)
+            if longest <= 12:
+                plt.xticks(list(range(1, longest + 1)))
+        self.refresh()

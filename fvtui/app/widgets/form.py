@@ -1,0 +1,66 @@
+"""A compact label/field grid whose values are parsed and checked the way the CLI checks flags.
+
+Parsing turns text into numbers; the screens then build the config objects, whose `validate()`
+gives the reason a value is refused, shown under the fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Grid, Vertical
+from textual.widgets import Input, Label, Select, Static
+
+from ...errors import UserError
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str
+    label: str
+    kind: Any  # int, float, str, or a tuple of the allowed choices
+    value: Any
+
+
+class Form(Vertical):
+    def __init__(self, fields: list[Field], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.fields = fields
+
+    def compose(self) -> ComposeResult:
+        with Grid(classes="form-grid"):
+            for f in self.fields:
+                yield Label(f.label, classes="form-label")
+                if isinstance(f.kind, tuple):
+                    yield Select([(c, c) for c in f.kind], value=f.value, allow_blank=False, compact=True,
+                                 id=f"field-{f.key}")
+                else:
+                    restrict = {int: r"-?[0-9]*", float: r"-?[0-9.eE+-]*"}.get(f.kind)
+                    yield Input(str(f.value), restrict=restrict, compact=True, id=f"field-{f.key}")
+        yield Static("", id="form-error")
+
+    def values(self) -> dict[str, Any]:
+        """Typed values; UserError naming the field when one does not parse."""
+        out = {}
+        for f in self.fields:
+            widget = self.query_one(f"#field-{f.key}")
+            if isinstance(widget, Select):
+                out[f.key] = widget.value
+                continue
+            text = widget.value.strip()
+            if f.kind is str:
+                out[f.key] = text
+                continue
+            try:
+                out[f.key] = f.kind(text)
+            except ValueError:
+                noun = "a whole number" if f.kind is int else "a number"
+                raise UserError(f"{f.label} must be {noun}, not '{text}'") from None
+        return out
+
+    def show_error(self, message: str) -> None:
+        error = self.query_one("#form-error", Static)
+        error.update(message)
+        error.set_class(bool(message), "-shown")

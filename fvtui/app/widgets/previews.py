@@ -1,0 +1,130 @@
+"""The round's queried samples as pictures, a page at a time (a live image costs ~9 ms per repaint,
+so fifty at once would make the screen sluggish), painted one per frame so keys answer in between."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Vertical
+from textual.message import Message
+from textual.widgets import Static
+
+from ..images import TerminalImage, cell_size, to_pil
+
+PAGE = 10
+IMAGE_WIDTH = 28
+
+
+class InspectRequested(Message):
+    """Open the inspector on a queried sample (a preview or a table row was chosen)."""
+
+    def __init__(self, round_index: int, position: int) -> None:
+        super().__init__()
+        self.round_index, self.position = round_index, position
+
+
+@dataclass(frozen=True)
+class Preview:
+    round_index: int
+    position: int  # row in the round's queried list
+    pixels: object  # flat array
+    label: str  # the oracle's
+    predicted: str  # the selecting model's
+    score: float
+    synthetic: int  # synthetic samples made from it
+
+
+class PreviewCard(Vertical, can_focus=True):
+    BINDINGS = [Binding("enter", "inspect", "Inspect", show=False),
+                Binding("left", "app.focus_previous", "Previous sample", show=False),
+                Binding("right", "app.focus_next", "Next sample", show=False)]
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__(classes="preview")
+        self.shape = shape
+        self.preview: Preview | None = None
+        width, height = cell_size(shape, IMAGE_WIDTH if shape[1] <= IMAGE_WIDTH else shape[1])
+        self.image = TerminalImage()
+        self.image.styles.width, self.image.styles.height = width, height
+        self.styles.width = width + 2
+        self.caption = Static(classes="caption")
+
+    def compose(self) -> ComposeResult:
+        yield self.image
+        yield self.caption
+
+    def show(self, preview: Preview) -> None:
+        """The caption now; the picture when `paint` is called."""
+        self.preview = preview
+        right = preview.label == preview.predicted
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"#{preview.position + 1} ", "dim")
+        text.append(preview.label, "bold")
+        text.append("\npred ", "dim")
+        text.append(preview.predicted, "green" if right else "red")
+        if preview.score:
+            text.append(f" {preview.score:.3g}", "dim")
+        if preview.synthetic:
+            text.append(f" +{preview.synthetic}", "yellow")
+        self.caption.update(text)
+        self.tooltip = (f"sample {preview.position + 1}: true {preview.label}, predicted {preview.predicted}, "
+                        f"score {preview.score:.4g}, {preview.synthetic} synthetic")
+
+    def paint(self) -> None:
+        if self.preview is not None:
+            self.image.image = to_pil(self.preview.pixels, self.shape)
+
+    def action_inspect(self) -> None:
+        if self.preview is not None:
+            self.post_message(InspectRequested(self.preview.round_index, self.preview.position))
+
+    def on_click(self) -> None:
+        self.action_inspect()
+
+
+class PreviewGrid(Grid):
+    """Cards for one page of one round; as many columns as fit."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.cards: list[PreviewCard] = []
+        self.previews: list[Preview] = []
+        self.page = 0
+        self._generation = 0  # a newer show() abandons the painting of an older one
+
+    def show(self, previews: list[Preview], shape: tuple[int, ...], page: int = 0) -> None:
+        if not self.cards or self.cards[0].shape != shape:
+            self.remove_children()
+            self.cards = [PreviewCard(shape) for _ in range(PAGE)]
+            self.mount_all(self.cards)
+            self._fit_columns()
+        self.previews = previews
+        self.page = max(0, min(page, self.pages - 1))
+        chunk = previews[self.page * PAGE:(self.page + 1) * PAGE]
+        for card, preview in zip(self.cards, chunk):
+            card.show(preview)
+            card.display = True
+        for card in self.cards[len(chunk):]:
+            card.display = False
+        self._generation += 1
+        self._paint(self._generation, self.cards[:len(chunk)])
+
+    def _paint(self, generation: int, cards: list[PreviewCard]) -> None:
+        if cards and generation == self._generation:
+            cards[0].paint()
+            self.call_after_refresh(self._paint, generation, cards[1:])
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-len(self.previews) // PAGE))
+
+    def on_resize(self) -> None:
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        if self.cards:
+            width = int(self.cards[0].styles.width.value)
+            self.styles.grid_size_columns = max(1, (self.size.width or width) // (width + 1))

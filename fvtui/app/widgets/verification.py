@@ -1,0 +1,68 @@
+"""One row per queried sample: how its counterexample search ended.
+
+For `fv` the rows come from the round's verification records (and fill in live while the round
+verifies); gradient augmentations verify nothing, so their rows count the attack's examples instead.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from ...records import RoundRecord, SampleVerification, SyntheticBatch
+
+STATUS_STYLES = {"robust": "green", "counterexample": "yellow", "timeout": "magenta", "error": "bold red",
+                 "running": "cyan"}
+# (label, key, width); None: as wide as the longest class name. Fixed widths keep the table steady
+# from round to round (and sidestep DataTable's auto-width, which lags behind rows added off screen).
+COLUMNS = (("#", "position", 2), ("sample", "sample", 6), ("label", "label", None), ("pred", "pred", None),
+           ("status", "status", 14), ("eps", "eps", 5), ("found", "found", 5), ("solver s", "seconds", 8))
+
+
+def status_text(status: str) -> Text:
+    return Text(status, STATUS_STYLES.get(status, "dim"))
+
+
+class VerificationTable(DataTable):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.round_index = 0
+        self.live = False
+
+    def _reset(self, classes: tuple[str, ...]) -> None:
+        self.clear(columns=True)
+        names = max(len(c) for c in classes)
+        for label, key, width in COLUMNS:
+            self.add_column(label, key=key, width=width or names)
+
+    def show_round(self, record: RoundRecord, synthetic: SyntheticBatch, classes: tuple[str, ...]) -> None:
+        self.round_index, self.live = record.round, False
+        by_source = {v.source: v for v in record.verification}
+        self._reset(classes)
+        for position, q in enumerate(record.queried):
+            v = by_source.get(q.index)
+            mine = synthetic.source == q.index
+            if v is not None:
+                status, eps, found, seconds = status_text(v.status), f"{v.eps:.3f}", str(v.found), f"{v.seconds:.1f}"
+                if v.message:
+                    status.append(" !", "bold red")
+            else:
+                status = Text("not verified", "dim")
+                eps = f"{synthetic.eps[mine].max():.3f}" if mine.any() else "-"
+                found, seconds = str(int(mine.sum())), "-"
+            self.add_row(str(position + 1), str(q.index), classes[q.label], classes[q.predicted], status, eps,
+                         found, seconds, key=str(position))
+
+    def start_live(self, round_index: int, total: int, classes: tuple[str, ...]) -> None:
+        """Rows for a round still verifying: each fills in as its search ends."""
+        self.round_index, self.live = round_index, True
+        self._reset(classes)
+        for position in range(total):
+            self.add_row(str(position + 1), "", "", "", status_text("running"), "", "", "", key=str(position))
+
+    def live_sample(self, position: int, v: SampleVerification, label: str) -> None:
+        if not self.live or str(position) not in self.rows:
+            return
+        for key, value in (("sample", str(v.source)), ("label", label), ("status", status_text(v.status)),
+                           ("eps", f"{v.eps:.3f}"), ("found", str(v.found)), ("seconds", f"{v.seconds:.1f}")):
+            self.update_cell(str(position), key, value)

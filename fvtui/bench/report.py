@@ -1,0 +1,358 @@
+"""A benchmark's outputs, made from its saved sessions only (so --report-only remakes them exactly).
+
+  accuracy.csv         one row per session and round: the learning curves
+  aubc.csv, aubc.md    AUBC mean and std over seeds per method, best first
+  learning_curves.png/.svg   one line per method (mean over seeds) with a band of one std
+  diversity.csv, .md   pairwise hidden-layer distances between each queried sample's synthetic samples
+  timing.csv, .md      seconds per phase, solver queries, their outcomes and throughput, per session
+  report.md            all of it on one page, with the settings
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import UserError
+from ..metrics import aubc, within_group_distances
+from ..records import PHASES, RoundRecord
+from .methods import PAPER_METHODS, Method
+from .spec import BenchSpec
+
+STD_NOTE = "std is numpy's population std (ddof=0) over seeds"
+AUBC_NOTE = ("AUBC: trapezoid area under test accuracy versus round index 0..n-1, divided by n-1 "
+             "(so in [0, 1]); " + STD_NOTE + ".")
+DIVERSITY_NOTE = (
+    "Diversity (the paper's measure): for every queried sample with at least two synthetic samples, the "
+    "Euclidean distance between each pair of them in the hidden-layer feature space (last ReLU layer) of the "
+    "network that generated them (the model after the previous round); pooled over rounds and seeds. "
+    "A larger mean and std means more diverse synthetic samples.")
+OUTCOMES = ("sat", "unsat", "timeout", "error", "spurious")
+SAMPLE_STATUSES = ("counterexample", "robust", "timeout", "error")
+
+
+@dataclass
+class Run:
+    """One session as the report sees it: its first `rounds` rounds."""
+
+    name: str
+    method: Method
+    seed: int
+    dataset: str
+    hidden: tuple[int, ...]
+    records: list[RoundRecord]
+    target: int
+
+    @property
+    def complete(self) -> bool:
+        return len(self.records) >= self.target
+
+    @property
+    def accuracies(self) -> list[float]:
+        return [r.test_accuracy for r in self.records]
+
+
+@dataclass
+class Outputs:
+    folder: Path
+    files: list[Path]
+    runs: list[Run]
+    missing: list[str]
+    incomplete: list[str]
+
+
+def collect(spec: BenchSpec) -> tuple[list[Run], list[str]]:
+    """The sessions the report covers, and the planned ones that do not exist (yet)."""
+    store = spec.store
+    missing: list[str] = []
+    if spec.methods is not None and spec.seeds is not None:
+        names = [m.session_name(s) for s in spec.seeds for m in spec.methods]
+        missing = [n for n in names if not store.exists(n)]
+        names = [n for n in names if n not in missing]
+    else:
+        names = store.names()
+    runs = []
+    for name in names:
+        with store.open(name, writable=False) as session:
+            cfg = session.config
+            method = Method(cfg.settings.strategy, cfg.settings.augment)
+            if spec.methods is not None and method not in spec.methods:
+                continue
+            if spec.seeds is not None and cfg.seed not in spec.seeds:
+                continue
+            if cfg.dataset != spec.dataset:
+                continue
+            runs.append(Run(name, method, cfg.seed, cfg.dataset, cfg.hidden, session.rounds[:spec.rounds],
+                            spec.rounds))
+    order = _method_order(spec.methods, [r.method for r in runs])
+    runs.sort(key=lambda r: (order.index(r.method), r.seed))
+    return runs, missing
+
+
+def _method_order(planned: Sequence[Method] | None, found: Iterable[Method]) -> list[Method]:
+    order = list(planned or [])
+    extra = {m for m in found if m not in order}
+    paper = [m for m in PAPER_METHODS if m in extra]
+    return order + paper + sorted(extra - set(paper), key=lambda m: m.key)
+
+
+def make(spec: BenchSpec, out: Path, say: Callable[[str], None] = print) -> Outputs:
+    runs, missing = collect(spec)
+    if not any(r.records for r in runs):
+        raise UserError(f"benchmark '{spec.name}' has no finished round to report on (sessions in {spec.root})")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    files: list[Path] = []
+    incomplete = [r.name for r in runs if not r.complete]
+
+    files.append(_write_csv(out / "accuracy.csv", *accuracy_table(runs)))
+    aubc_header, aubc_rows = aubc_table(runs)
+    files.append(_write_csv(out / "aubc.csv", aubc_header, aubc_rows))
+    aubc_md = aubc_markdown(spec, aubc_rows, incomplete)
+    files.append(_write_text(out / "aubc.md", aubc_md))
+
+    from .figure import learning_curves
+
+    figures = learning_curves(spec, [r for r in runs if r.complete], out / "learning_curves")
+    files += figures
+
+    div_header, div_rows = diversity_table(spec, runs)
+    files.append(_write_csv(out / "diversity.csv", div_header, div_rows))
+    div_md = diversity_markdown(div_rows)
+    files.append(_write_text(out / "diversity.md", div_md))
+
+    time_header, time_rows = timing_table(runs)
+    files.append(_write_csv(out / "timing.csv", time_header, time_rows))
+    time_md = timing_markdown(time_header, time_rows)
+    files.append(_write_text(out / "timing.md", time_md))
+
+    page = [f"# Benchmark {spec.name}", "", settings_line(spec, runs), ""]
+    if missing or incomplete:
+        page += [f"Not in the tables: {len(missing)} session(s) not started ({', '.join(missing) or '-'}), "
+                 f"{len(incomplete)} unfinished ({', '.join(incomplete) or '-'}).", ""]
+    page += [_strip_title(aubc_md), "", "![learning curves](learning_curves.png)", "",
+             _strip_title(div_md), "", _strip_title(time_md)]
+    files.append(_write_text(out / "report.md", "\n".join(page)))
+    return Outputs(out, files, runs, missing, incomplete)
+
+
+# -- accuracy and AUBC ------------------------------------------------------------------------
+def accuracy_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
+    header = ["dataset", "method", "label", "seed", "session", "round", "labeled", "synthetic", "accuracy"]
+    rows = [[r.dataset, r.method.key, r.method.label, r.seed, r.name, rec.round, rec.labeled, rec.synthetic,
+             rec.test_accuracy] for r in runs for rec in r.records]
+    return header, rows
+
+
+def aubc_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
+    header = ["rank", "dataset", "method", "label", "seeds", "aubc_mean", "aubc_std", "final_accuracy_mean",
+              "final_accuracy_std", "rounds", "seed_list"]
+    groups = _by_method([r for r in runs if r.complete])
+    rows = []
+    for method, members in groups.items():
+        scores = np.array([aubc(r.accuracies) for r in members])
+        finals = np.array([r.accuracies[-1] for r in members])
+        rows.append([0, members[0].dataset, method.key, method.label, len(members), float(scores.mean()),
+                     float(scores.std()), float(finals.mean()), float(finals.std()), members[0].target,
+                     " ".join(str(r.seed) for r in members)])
+    rows.sort(key=lambda row: (-row[5], row[3]))
+    for rank, row in enumerate(rows, start=1):
+        row[0] = rank
+    return header, rows
+
+
+def aubc_markdown(spec: BenchSpec, rows: list[list[Any]], incomplete: list[str]) -> str:
+    lines = [f"# AUBC on {spec.dataset}, best first", "",
+             "| rank | method | strategy+augmentation | AUBC mean | AUBC std | final accuracy | seeds |",
+             "|---:|---|---|---:|---:|---:|---:|"]
+    for rank, _, key, label, n, mean, std, fmean, fstd, *_ in rows:
+        lines.append(f"| {rank} | {label} | `{key}` | {mean:.4f} | {std:.4f} | {fmean:.4f} ± {fstd:.4f} | {n} |")
+    lines += ["", AUBC_NOTE + f" Final accuracy: after round {spec.rounds}."]
+    if incomplete:
+        lines.append(f"Left out (fewer than {spec.rounds} rounds saved): {', '.join(incomplete)}.")
+    return "\n".join(lines) + "\n"
+
+
+def _by_method(runs: list[Run]) -> dict[Method, list[Run]]:
+    groups: dict[Method, list[Run]] = {}
+    for r in runs:
+        groups.setdefault(r.method, []).append(r)
+    return groups
+
+
+# -- diversity --------------------------------------------------------------------------------
+def session_distances(spec: BenchSpec, run: Run) -> tuple[np.ndarray, int, int]:
+    """Within-sample pairwise distances of a session's synthetic samples (hidden-layer features of the
+    model that made them), pooled over its rounds; also the sources and synthetic samples counted."""
+    import torch
+
+    from ..model import embeddings, model_from_numpy
+
+    distances, sources, samples = [], 0, 0
+    with spec.store.open(run.name, writable=False) as session:
+        for record in run.records:
+            if record.new_synthetic < 2:
+                continue
+            batch = session.synthetic(record.round)
+            counts = np.unique(batch.source, return_counts=True)[1]
+            if not (counts >= 2).any():
+                continue
+            state = session.model_state(record.round - 1)
+            inputs, classes = _sizes(state)
+            model = model_from_numpy(state, inputs, run.hidden, classes)
+            feats = embeddings(model, torch.from_numpy(np.ascontiguousarray(batch.x, dtype=np.float32))).numpy()
+            distances.append(within_group_distances(feats, batch.source))
+            sources += int((counts >= 2).sum())
+            samples += int(counts[counts >= 2].sum())
+    return (np.concatenate(distances) if distances else np.zeros(0)), sources, samples
+
+
+def _sizes(state: dict[str, np.ndarray]) -> tuple[int, int]:
+    """Input and output sizes from the weights (no dataset needed)."""
+    weights = sorted((k for k in state if k.endswith("weight")), key=lambda k: int(k.split(".")[-2]))
+    return int(state[weights[0]].shape[1]), int(state[weights[-1]].shape[0])
+
+
+def diversity_table(spec: BenchSpec, runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
+    header = ["dataset", "scope", "method", "label", "augment", "sessions", "queried_samples", "synthetic_samples",
+              "pairs", "distance_mean", "distance_std"]
+    per_method: dict[Method, list[tuple[np.ndarray, int, int]]] = {}
+    for run in runs:
+        if run.method.augment == "none" and all(r.settings.augment == "none" for r in run.records):
+            continue
+        result = session_distances(spec, run)
+        if result[0].size:
+            per_method.setdefault(run.method, []).append(result)
+    rows = []
+    per_augment: dict[str, list[tuple[np.ndarray, int, int]]] = {}
+    for method, results in per_method.items():
+        rows.append(_diversity_row(spec.dataset, "method", method.key, method.label, method.augment, results))
+        per_augment.setdefault(method.augment, []).extend(results)
+    if len(per_method) > len(per_augment):  # several strategies share an augmentation: pool them too
+        for augment, results in per_augment.items():
+            rows.append(_diversity_row(spec.dataset, "augmentation", f"*+{augment}", f"all +{augment}", augment,
+                                       results))
+    return header, rows
+
+
+def _diversity_row(dataset: str, scope: str, key: str, label: str, augment: str,
+                   results: list[tuple[np.ndarray, int, int]]) -> list[Any]:
+    d = np.concatenate([r[0] for r in results])
+    return [dataset, scope, key, label, augment, len(results), sum(r[1] for r in results),
+            sum(r[2] for r in results), int(d.size), float(d.mean()), float(d.std())]
+
+
+def diversity_markdown(rows: list[list[Any]]) -> str:
+    lines = ["# Diversity of the synthetic samples", ""]
+    if not rows:
+        return "\n".join(lines + ["No session made two or more synthetic samples from one queried sample "
+                                  "(e.g. fgsm or fv), so there is nothing to compare.", "", DIVERSITY_NOTE]) + "\n"
+    lines += ["| method | augmentation | sessions | queried samples | pairs | distance mean | distance std |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for _, scope, key, label, augment, sessions, sources, _, pairs, mean, std in rows:
+        name = f"**{label}**" if scope == "augmentation" else label
+        lines.append(f"| {name} | {augment} | {sessions} | {sources} | {pairs} | {mean:.4f} | {std:.4f} |")
+    return "\n".join(lines + ["", DIVERSITY_NOTE]) + "\n"
+
+
+# -- timing -----------------------------------------------------------------------------------
+def timing_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
+    header = ["dataset", "method", "label", "seed", "session", "rounds", *(f"{p}_s" for p in PHASES), "total_s",
+              "queries", *OUTCOMES, *(f"samples_{s}" for s in SAMPLE_STATUSES), "synthetic", "queries_per_s",
+              "counterexamples_per_s"]
+    rows = []
+    for r in runs:
+        seconds = {p: sum(rec.seconds.get(p, 0.0) for rec in r.records) for p in PHASES}
+        outcomes = {k: sum(getattr(rec.queries, k) for rec in r.records) for k in OUTCOMES}
+        statuses = {s: sum(v.status == s for rec in r.records for v in rec.verification) for s in SAMPLE_STATUSES}
+        queries = sum(v.queries for rec in r.records for v in rec.verification)
+        synthetic = sum(rec.new_synthetic for rec in r.records)
+        verify = seconds["augment"]
+        verifying = queries > 0
+        rows.append([r.dataset, r.method.key, r.method.label, r.seed, r.name, len(r.records),
+                     *(round(seconds[p], 3) for p in PHASES), round(sum(seconds.values()), 3), queries,
+                     *outcomes.values(), *statuses.values(), synthetic,
+                     round(queries / verify, 3) if verifying and verify > 0 else "",
+                     round(synthetic / verify, 3) if verifying and verify > 0 else ""])
+    return header, rows
+
+
+def timing_markdown(header: list[str], rows: list[list[Any]]) -> str:
+    col = {name: i for i, name in enumerate(header)}
+    lines = ["# Timing", "",
+             "Seconds per phase summed over a session's rounds, averaged over its seeds (augment is the "
+             "verification phase for fv); solver queries and outcomes summed over seeds; throughput over the "
+             "augment/verify phase. Per-session numbers: timing.csv.", "",
+             "| method | sessions | select | label | augment/verify | train | evaluate | total s | queries | "
+             "sat | unsat | timeout | error | spurious | queries/s | counterexamples/s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    groups: dict[str, list[list[Any]]] = {}
+    for row in rows:
+        groups.setdefault(row[col["label"]], []).append(row)
+    for label, members in groups.items():
+        def mean(name: str) -> float:
+            return float(np.mean([m[col[name]] for m in members]))
+
+        def total(name: str) -> int:
+            return int(sum(m[col[name]] for m in members))
+
+        verify = sum(m[col["augment_s"]] for m in members)
+        queries = total("queries")
+        rate = f"{queries / verify:.2f}" if queries and verify > 0 else "-"
+        made = f"{total('synthetic') / verify:.2f}" if queries and verify > 0 else "-"
+        lines.append(f"| {label} | {len(members)} | " + " | ".join(f"{mean(p + '_s'):.1f}" for p in PHASES)
+                     + f" | {mean('total_s'):.1f} | {queries} | "
+                     + " | ".join(str(total(k)) for k in OUTCOMES) + f" | {rate} | {made} |")
+    return "\n".join(lines) + "\n"
+
+
+# -- shared -----------------------------------------------------------------------------------
+def settings_line(spec: BenchSpec, runs: list[Run]) -> str:
+    s = spec.settings_dict()
+    seeds = sorted({r.seed for r in runs})
+    return (f"Dataset {spec.dataset}; {len({r.method for r in runs})} methods x seeds {_ranges(seeds)}; "
+            f"{s['rounds']} rounds; initial labeled {s['init_size']}; query {s['query_size']} per round from a "
+            f"pool of {s['pool_size']}; MLP hidden {','.join(map(str, s['hidden']))}; {s['epochs']} epochs, batch "
+            f"{s['batch_size']}, lr {s['lr']}; k = {s['advs_per_sample']} synthetic samples per queried sample; fv: "
+            f"eps start {s['eps_start']}, step {s['eps_step']}, {s['verify_timeout']} s per solver query.")
+
+
+def _ranges(values: list[int]) -> str:
+    parts, start = [], None
+    for i, v in enumerate(values):
+        if start is None:
+            start = v
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            parts.append(str(start) if start == v else f"{start}-{v}")
+            start = None
+    return ",".join(parts) or "-"
+
+
+def _strip_title(markdown: str) -> str:
+    return "#" + markdown if markdown.startswith("# ") else markdown
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
+    try:
+        with open(path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows(rows)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _write_text(path: Path, text: str) -> Path:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+

@@ -1,0 +1,271 @@
+"""Run a benchmark's sessions: each one a `fvtui new|resume --headless` child process of its own,
+`jobs` at a time, finished ones skipped, so an interrupted benchmark resumes where it stopped.
+
+Children get their own process group (a Ctrl-C reaches only this parent, which asks each child
+once, with SIGTERM, to stop after saving its finished rounds; a second Ctrl-C kills them) and, on
+Linux, are told to stop when this parent dies (a SIGKILLed benchmark leaves no orphans running).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import UserError
+from ..store import SessionLocked, SessionStore
+from .methods import Method
+from .spec import BenchSpec
+
+POLL = 0.2
+LOCK_WAIT = 60.0  # seconds to wait for a session a stopping child still holds
+LOG_DIR = "logs"
+_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding the fvtui package
+
+
+@dataclass
+class Job:
+    method: Method
+    seed: int
+    name: str
+    done: int  # rounds already saved
+    exists: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.method.label}, seed {self.seed})"
+
+
+@dataclass
+class RunSummary:
+    total: int = 0
+    skipped: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def plan(spec: BenchSpec) -> list[Job]:
+    """Every method x seed, seed-major (all methods of seed 0 first: an interrupted benchmark has
+    whole comparisons early). Every session already in the group is checked against the
+    benchmark's settings first, so that nothing runs when they would mix."""
+    store = spec.store
+    spec.check_saved()
+    planned = {m.session_name(s): (m, s) for s in spec.seeds or [] for m in spec.methods or []}
+    done: dict[str, int] = {}
+    for name in store.names():
+        with store.open(name, writable=False) as session:
+            spec.check_session(session, *planned.get(name, (None, None)))
+            done[name] = len(session.rounds)
+    return [Job(method, seed, name, done.get(name, 0), name in done) for name, (method, seed) in planned.items()]
+
+
+def child_command(spec: BenchSpec, job: Job, workers: int, data_dir: str | None) -> list[str]:
+    base = [sys.executable, "-m", "fvtui", "--sessions-dir", str(spec.root)]
+    tail = ["--headless", "--rounds", str(spec.rounds), "--workers", str(workers)]
+    if data_dir:
+        tail += ["--data-dir", data_dir]
+    if job.exists:
+        return [*base, "resume", job.name, *tail]
+    cfg, s = spec.config_for(job.method, job.seed), spec.template.settings
+    return [*base, "new", "--dataset", cfg.dataset, "--name", job.name, "--seed", str(job.seed),
+            "--strategy", job.method.strategy, "--augment", job.method.augment,
+            "--init-size", str(cfg.init_size), "--epochs", str(cfg.epochs), "--hidden", ",".join(map(str, cfg.hidden)),
+            "--query-size", str(s.query_size), "--pool-size", str(s.pool_size),
+            "--advs-per-sample", str(s.advs_per_sample), "--eps-start", repr(s.eps_start),
+            "--eps-step", repr(s.eps_step), "--verify-timeout", repr(s.verify_timeout), *tail]
+
+
+class _Running:
+    def __init__(self, job: Job, process: subprocess.Popen, log: Path, number: int) -> None:
+        self.job, self.process, self.log, self.number = job, process, log, number
+        self.started = time.monotonic()
+
+
+def run(spec: BenchSpec, jobs: list[Job], *, parallel: int, workers: int | None, data_dir: str | None,
+        say: Callable[[str], None]) -> RunSummary:
+    cpus = cpu_count()
+    per_session = workers if workers is not None else max(1, cpus // parallel)
+    summary = RunSummary(total=len(jobs))
+    todo = []
+    for job in jobs:
+        if job.done >= spec.rounds:
+            summary.skipped.append(job.name)
+        else:
+            todo.append(job)
+    logs = spec.root / LOG_DIR
+    logs.mkdir(parents=True, exist_ok=True)
+    say(f"benchmark {spec.name}: {spec.dataset}, {len(spec.methods or [])} methods x {len(spec.seeds or [])} seeds = "
+        f"{len(jobs)} sessions of {spec.rounds} rounds; {len(summary.skipped)} finished already, {len(todo)} to run, "
+        f"{min(parallel, max(1, len(todo)))} at a time with {per_session} solver worker(s) each ({cpus} CPUs); "
+        f"sessions in {spec.root}, logs in {logs}")
+    if parallel > cpus:
+        say(f"note: --jobs {parallel} is more than the {cpus} CPUs; sessions will share them and each run slower")
+
+    stop = {"count": 0}
+    running: list[_Running] = []
+
+    def on_signal(signum: int, frame: object) -> None:  # no printing here: the main loop may be mid-print
+        stop["count"] += 1
+        for r in running:
+            _signal(r.process, signal.SIGTERM if stop["count"] == 1 else signal.SIGKILL)
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, on_signal) for s in handled}
+    started = time.monotonic()
+    pending = list(todo)
+    number = len(summary.skipped)
+    user_error: str | None = None
+    told = 0
+    try:
+        while pending or running:
+            while pending and len(running) < parallel and not stop["count"] and user_error is None:
+                job = pending.pop(0)
+                number += 1
+                launched = _launch(spec, job, per_session, data_dir, logs, number, say)
+                if launched is None:
+                    summary.failed.append(job.name)
+                    continue
+                running.append(launched)
+                if stop["count"]:  # the signal came while it was starting
+                    _signal(launched.process, signal.SIGTERM)
+            time.sleep(POLL)
+            if stop["count"] != told:
+                told = stop["count"]
+                say(f"stopping: asked {len(running)} running session(s) to save their finished rounds and stop "
+                    "(Ctrl-C again to kill them)" if told == 1 else f"killing {len(running)} running session(s)")
+            for r in list(running):
+                code = r.process.poll()
+                if code is None:
+                    continue
+                running.remove(r)
+                problem = _finished(spec, r, code, bool(stop["count"]), summary, say)
+                if problem:
+                    user_error = problem
+            if (stop["count"] or user_error is not None) and not running:
+                break
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for r in running:  # only after an exception here: never leave children behind
+            _signal(r.process, signal.SIGKILL)
+            r.process.wait()
+    summary.seconds = time.monotonic() - started
+    summary.interrupted = bool(stop["count"])
+    if user_error is not None:
+        raise UserError(user_error)
+    return summary
+
+
+def _launch(spec: BenchSpec, job: Job, workers: int, data_dir: str | None, logs: Path, number: int,
+            say: Callable[[str], None]) -> _Running | None:
+    if job.exists and not _wait_unlocked(spec.store, job.name):
+        say(f"[{number}] {job.label}: skipped, another process is still running it")
+        return None
+    log = logs / f"{job.name}.log"
+    command = child_command(spec, job, workers, data_dir)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    with open(log, "a") as fh:
+        fh.write(f"\n$ {' '.join(command)}\n")
+        fh.flush()
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True, preexec_fn=_die_with_parent())
+    what = f"resuming after round {job.done}" if job.exists else "new"
+    say(f"[{number}] {job.label}: started ({what})")
+    return _Running(job, process, log, number)
+
+
+def _finished(spec: BenchSpec, r: _Running, code: int, stopping: bool, summary: RunSummary,
+              say: Callable[[str], None]) -> str | None:
+    """Report a child that exited; return the error of a new session that refused to start (exit 2: a
+    user error such as a missing dataset, which every other session would repeat)."""
+    seconds = time.monotonic() - r.started
+    rounds, aubc = 0, None
+    try:
+        with spec.store.open(r.job.name, writable=False) as session:
+            rounds, aubc = len(session.rounds), session.aubc
+    except UserError:
+        pass
+    if code == 0 and rounds >= spec.rounds:
+        summary.finished.append(r.job.name)
+        say(f"[{r.number}] {r.job.label}: finished {rounds} rounds in {seconds:.1f}s, AUBC {aubc:.4f}")
+        return None
+    if stopping:
+        summary.stopped.append(r.job.name)
+        say(f"[{r.number}] {r.job.label}: stopped after {seconds:.1f}s with {rounds}/{spec.rounds} rounds saved")
+        return None
+    tail = _tail(r.log)
+    summary.failed.append(r.job.name)
+    errors = [line for line in tail if line.startswith("fvtui: error:")]
+    refused = code == 2 and bool(errors) and not r.job.exists  # a new session refused to start: all would
+    how = f"exit {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}"
+    then = "stopping the benchmark, the other sessions would fail the same way" if refused else "the others go on"
+    say(f"[{r.number}] {r.job.label}: FAILED ({how}) after {seconds:.1f}s with {rounds}/{spec.rounds} rounds "
+        f"saved; {then}. End of {r.log}:\n    " + "\n    ".join(line for line in tail if line.strip()))
+    return f"session {r.job.name}: {errors[-1][len('fvtui: error: '):]}" if refused else None
+
+
+def _tail(path: Path, lines: int = 6) -> list[str]:
+    try:
+        text = path.read_text(errors="replace").rstrip().splitlines()
+    except OSError:
+        return []
+    return text[-lines:]
+
+
+def _wait_unlocked(store: SessionStore, name: str) -> bool:
+    """A child stopped by the death of an earlier benchmark may still be saving; wait for it."""
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            store.open(name, writable=True).close()
+            return True
+        except SessionLocked:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.25)
+        except UserError:
+            return True  # unreadable: the child says why, in its log
+
+
+def _signal(process: subprocess.Popen, signum: int) -> None:
+    try:
+        process.send_signal(signum)
+    except (ProcessLookupError, OSError):
+        pass
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """preexec_fn: SIGTERM the child when the benchmark process dies (Linux prctl PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the call
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_death_signal

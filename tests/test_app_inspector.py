@@ -1,0 +1,127 @@
+"""The counterexample inspector: pictures and numbers of one sample, solver calls that never freeze it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from test_app_support import demo_loader, finished_session, solver_children, wait_for, wait_state
+from textual.widgets import Input
+
+from fvtui.app.app import make_app
+from fvtui.app.screens.inspector import InspectorScreen
+from fvtui.errors import Cancelled
+from fvtui.store import SessionStore
+from fvtui.verify import VerifyResult
+
+
+@pytest.fixture
+def store(tmp_path, demo):
+    store = SessionStore(tmp_path / "sessions")
+    finished_session(store, demo, "s")
+    return store
+
+
+async def open_inspector(pilot, app, row: int = 1) -> InspectorScreen:
+    await wait_state(pilot, app.screen, "finished")
+    await pilot.press("3", *["down"] * row, "enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen), what="the inspector")
+    return app.screen
+
+
+def result_text(screen) -> str:
+    return str(screen.query_one("#verify-result").render())
+
+
+async def test_inspector_shows_the_sample_and_verifies_with_the_solver(store, demo):
+    app = make_app(store, session=store.open("s"), loader=demo_loader(demo))
+    async with app.run_test(size=(100, 30)) as pilot:
+        inspector = await open_inspector(pilot, app, row=1)
+        record = inspector.record
+        q = record.queried[1]
+        assert inspector.queried == q and record.round == 2 and inspector.model_round == 1
+        synthetic = inspector.session.synthetic(2)
+        assert len(inspector.candidates) == int((synthetic.source == q.index).sum())
+        detail = str(inspector.query_one("#inspect-detail").render())
+        if inspector.candidates:
+            c = inspector.candidates[0]
+            assert f"L∞ distance {np.abs(c.x - inspector.x).max():.4f}" in detail
+            assert "→" in detail
+        assert "model after round 1" in str(inspector.query_one("#inspect-title").render())
+
+        await pilot.press("e")
+        assert isinstance(app.focused, Input)
+        app.focused.value = "0.001"
+        await pilot.press("enter")  # verify at that eps, in the inspector's own solver pool
+        await wait_for(pilot, lambda: not inspector.busy, timeout=60, what="the solver")
+        assert "at eps 0.001" in result_text(inspector)
+        assert result_text(inspector).startswith(("robust", "counterexample", "timeout"))
+        assert solver_children()
+        await pilot.press("escape", "escape")  # leave the field, then the inspector
+        assert not isinstance(app.screen, InspectorScreen)
+    assert solver_children() == []
+
+
+class GatedPool:
+    """A solver pool whose answer waits for the test; cancellation works like the real one's."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.called = threading.Event()
+
+    def verify(self, net, x, eps, timeout=30.0, cancel=None):
+        self.called.set()
+        while not self.release.wait(0.02):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+        return VerifyResult("counterexample", eps, 0.5, x=np.clip(x + eps, 0, 1).astype(np.float32), predicted=3)
+
+    def close(self) -> None:
+        self.release.set()
+
+
+async def test_solver_calls_do_not_freeze_the_screen(store, demo):
+    pool = GatedPool()
+    app = make_app(store, session=store.open("s"), loader=demo_loader(demo), pool_factory=lambda: pool)
+    async with app.run_test(size=(100, 30)) as pilot:
+        inspector = await open_inspector(pilot, app)
+        before = len(inspector.candidates)
+        await pilot.press("v")
+        await wait_for(pilot, pool.called.is_set, what="the solver call")
+        assert "verifying at eps" in result_text(inspector)
+        started = time.perf_counter()
+        await pilot.press("e")  # keys keep answering while the solver works
+        assert isinstance(app.focused, Input)
+        assert time.perf_counter() - started < 0.5
+        await pilot.press("escape", "v")  # leave the field; a second call waits for the first
+        assert isinstance(app.screen, InspectorScreen)
+        assert "still busy" in result_text(inspector)
+        pool.release.set()
+        await wait_for(pilot, lambda: not inspector.busy, what="the answer")
+        assert "counterexample at eps" in result_text(inspector)
+        assert len(inspector.candidates) == before + 1 and inspector.current == before
+        assert "verify" in str(inspector.query_one("#inspect-detail").render())
+
+
+async def test_closing_the_inspector_cancels_its_solver_call(store, demo):
+    pool = GatedPool()
+    app = make_app(store, session=store.open("s"), loader=demo_loader(demo), pool_factory=lambda: pool)
+    async with app.run_test(size=(100, 30)) as pilot:
+        inspector = await open_inspector(pilot, app)
+        await pilot.press("v")
+        await wait_for(pilot, pool.called.is_set, what="the solver call")
+        await pilot.press("escape")
+        assert inspector.cancel.is_set()
+        await pilot.pause(0.2)
+        assert not [w for w in app.workers if w.group == "inspector" and w.is_running]
+
+
+async def test_a_preview_opens_the_inspector_too(store, demo):
+    app = make_app(store, session=store.open("s"), loader=demo_loader(demo))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_state(pilot, app.screen, "finished")
+        await pilot.press("2", "right", "enter")  # the first card has the keyboard; the arrows move it
+        await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen), what="the inspector")
+        assert app.screen.position == 1

@@ -1,0 +1,199 @@
+"""The session screen driven with Textual's pilot: rounds run, show up, can be steered and stopped."""
+
+from __future__ import annotations
+
+import pytest
+from test_app_support import demo_loader, fv_config, solver_children, tiny_config, wait_for, wait_state
+from textual.widgets import Input
+
+from fvtui.app.app import make_app
+from fvtui.app.screens.session import SessionScreen
+from fvtui.app.screens.settings import SettingsScreen
+from fvtui.app.widgets.curve import LearningCurve
+from fvtui.app.widgets.log import LogPanel
+from fvtui.app.widgets.previews import PreviewCard, PreviewGrid
+from fvtui.app.widgets.status import StatusLine
+from fvtui.app.widgets.verification import VerificationTable
+from fvtui.errors import UserError
+from fvtui.store import SessionStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    return SessionStore(tmp_path / "sessions")
+
+
+def log_text(screen) -> str:
+    return "\n".join(strip.text for strip in screen.query_one(LogPanel).lines)
+
+
+async def test_new_session_runs_and_shows_each_round(store):
+    """The real loader (torch is imported in the worker), two rounds, and every panel filled in."""
+    app = make_app(store, new_config=tiny_config(), new_name="s")
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, SessionScreen)
+        await wait_state(pilot, screen, "finished")
+        session = screen.session
+        assert len(session.rounds) == 2
+        assert screen.query_one(LearningCurve).accuracies == session.accuracies
+        record = session.rounds[-1]
+        table = screen.query_one(VerificationTable)
+        assert table.row_count == len(record.queried) == 10
+        assert table.round_index == 2
+        grid = screen.query_one(PreviewGrid)
+        cards = [c for c in grid.query(PreviewCard) if c.display]
+        assert len(cards) == 10 and cards[0].preview.position == 0
+        assert cards[0].preview.label == screen.dataset.classes[record.queried[0].label]
+        assert cards[0].image.image.size == (28, 28)
+        assert "round 2/2" in str(screen.query_one(StatusLine).render())
+        assert "round 2/2: accuracy" in log_text(screen)
+        await pilot.press("left_square_bracket")  # back to round 1
+        assert table.round_index == 1 and grid.previews[0].round_index == 1
+    assert store.open("s", writable=True).rounds  # the lock was released at exit
+
+
+async def test_pause_and_resume(store, demo):
+    app = make_app(store, new_config=tiny_config(rounds=3), new_name="s", loader=demo_loader(demo))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.runner.state == "running", what="the first round")
+        await pilot.press("p")
+        assert screen.runner.pause_requested
+        await wait_state(pilot, screen, "paused")
+        done = len(screen.session.rounds)
+        assert 1 <= done < 3
+        await pilot.pause(0.5)
+        assert len(screen.session.rounds) == done  # nothing runs while paused
+        assert "paused" in str(screen.query_one(StatusLine).render())
+        await pilot.press("p")
+        await wait_state(pilot, screen, "finished")
+        assert len(screen.session.rounds) == 3
+
+
+async def test_budget_edits_are_refused_when_invalid_then_saved_and_used(store, demo):
+    app = make_app(store, new_config=tiny_config(rounds=1), new_name="s", loader=demo_loader(demo))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.screen
+        await pilot.press("p")  # pause before the first round
+        await wait_state(pilot, screen, "paused")
+        assert not screen.session.rounds
+        await pilot.press("e")
+        form = app.screen
+        assert isinstance(form, SettingsScreen)
+        form.query_one("#field-eps_step", Input).value = "2"
+        await pilot.press("ctrl+s")
+        assert app.screen is form  # refused, with the reason under the fields
+        assert "eps step must be in (0.0, 1.0], not 2.0" in str(form.query_one("#form-error").render())
+        form.query_one("#field-eps_step", Input).value = "0.07"
+        form.query_one("#field-advs_per_sample", Input).value = "2"
+        form.query_one("#field-rounds", Input).value = "2"
+        await pilot.press("ctrl+s")
+        assert app.screen is screen
+        assert screen.session.settings.eps_step == 0.07 and screen.session.config.rounds == 2
+        with store.open("s", writable=False) as saved:  # saved with the session at once
+            assert saved.settings.advs_per_sample == 2 and saved.config.rounds == 2
+        await pilot.press("p")
+        await wait_state(pilot, screen, "finished")
+        assert [r.settings.eps_step for r in screen.session.rounds] == [0.07, 0.07]
+        assert screen.session.rounds[0].settings.advs_per_sample == 2
+
+
+class EndlessSolver:
+    """Stands in for the solver pool: the first search runs until cancelled, later ones find nothing."""
+
+    def __init__(self, workers=None) -> None:
+        self.calls = 0
+
+    def run_searches(self, tasks, on_result=None, cancel=None):
+        from fvtui.errors import Cancelled
+        from fvtui.verify import SearchResult
+
+        self.calls += 1
+        if self.calls == 1:
+            cancel.wait()
+            raise Cancelled()
+        results = [SearchResult("exhausted", final_eps=1.0) for _ in tasks]
+        for i, result in enumerate(results):
+            on_result(i, result)
+        return results
+
+    def close(self) -> None:
+        pass
+
+
+async def test_stop_discards_the_round_and_resume_redoes_it(store, demo, monkeypatch):
+    monkeypatch.setattr("fvtui.verify.SolverPool", EndlessSolver)
+    app = make_app(store, new_config=fv_config(rounds=1), new_name="s", loader=demo_loader(demo))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.query_one(StatusLine).phase == "augment", what="verification")
+        assert screen.query_one(VerificationTable).live
+        await pilot.press("s")
+        await pilot.press("y")
+        await wait_state(pilot, screen, "stopped")
+        assert not screen.session.rounds
+        assert "round 1 is discarded" in log_text(screen)
+        await pilot.press("p")
+        await wait_state(pilot, screen, "finished")
+        record = screen.session.rounds[0]
+        assert [v.status for v in record.verification] == ["robust"] * 3
+        table = screen.query_one(VerificationTable)
+        assert table.row_count == 3 and not table.live
+        assert str(table.get_cell_at((0, 4))) == "robust"
+
+
+async def test_quit_mid_round_keeps_a_resumable_session_and_no_solver(store, demo):
+    app = make_app(store, new_config=fv_config(rounds=3), new_name="s", loader=demo_loader(demo), workers=1)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, solver_children, what="the engine's solver processes")
+        await pilot.press("q")
+        assert "Quit while round" in str(app.screen.query_one(".dialog-text").render())
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+    assert screen.runner.ended.is_set()
+    assert solver_children() == []
+    with store.open("s") as session:  # not locked, and the discarded round left nothing behind
+        assert len(session.rounds) < 3
+        assert not list((session.path / "rounds").glob(".tmp-*"))
+
+
+async def test_a_failing_round_is_reported_and_the_session_stays_usable(store, demo, monkeypatch):
+    from fvtui.engine import Engine
+
+    real = Engine.run_round
+    calls = []
+
+    def flaky(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError()
+        return real(self)
+
+    monkeypatch.setattr(Engine, "run_round", flaky)
+    app = make_app(store, new_config=tiny_config(rounds=1), new_name="s", loader=demo_loader(demo))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.screen
+        await wait_state(pilot, screen, "paused")
+        assert "round 1 failed: out of memory" in log_text(screen)
+        assert any("out of memory" in str(n.message) for n in app._notifications)
+        await pilot.press("p")
+        await wait_state(pilot, screen, "finished")
+        assert len(screen.session.rounds) == 1
+
+
+async def test_bad_data_leaves_no_session_and_exits_2(store):
+    def broken(name, data_dir):
+        raise UserError("dataset 'demo' is not in /nowhere")
+
+    app = make_app(store, new_config=tiny_config(), new_name="s", loader=broken)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.screen
+        await wait_state(pilot, screen, "closed")
+        assert "not in /nowhere" in log_text(screen)
+        assert "failed" in str(screen.query_one(StatusLine).render())
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+    assert app.return_code == 2
+    assert not store.exists("s")

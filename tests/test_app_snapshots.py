@@ -1,0 +1,78 @@
+"""What a person sees on the main screens, as text (tests/snapshots/*.txt; clocks and dates masked).
+
+FVTUI_UPDATE_SNAPSHOTS=1 rewrites them after an intended change; review the diff like code.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_app_support import assert_snapshot, demo_loader, finished_session, tiny_config, wait_for, wait_state
+from textual.widgets import Input
+
+from fvtui.app.app import make_app
+from fvtui.app.screens.inspector import InspectorScreen
+from fvtui.store import SessionStore
+
+
+@pytest.fixture
+def store(tmp_path, demo, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the sessions folder shows as a short relative path
+    store = SessionStore("sessions")
+    finished_session(store, demo, "a")
+    finished_session(store, demo, "b", tiny_config(augment="none", rounds=3))
+    return store
+
+
+async def test_browser(store, demo):
+    app = make_app(store, loader=demo_loader(demo))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: "2 sessions" in str(app.screen.query_one("#browser-note").render()))
+        await pilot.pause(0.2)
+        assert_snapshot(app, "browser_80x24")
+
+
+@pytest.mark.parametrize("panel", ["curve", "samples", "table"])
+async def test_session_panels_at_80x24(store, demo, panel):
+    app = make_app(store, session=store.open("a"), loader=demo_loader(demo))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_state(pilot, app.screen, "finished")
+        await pilot.press({"curve": "1", "samples": "2", "table": "3"}[panel])
+        await pilot.pause(0.2)
+        assert_snapshot(app, f"session_{panel}_80x24")
+
+
+async def test_session_wide(store, demo):
+    app = make_app(store, session=store.open("b"), loader=demo_loader(demo))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_state(pilot, app.screen, "finished")
+        await pilot.pause(0.2)
+        assert_snapshot(app, "session_160x45")
+
+
+async def test_inspector(store, demo):
+    app = make_app(store, session=store.open("a"), loader=demo_loader(demo))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_state(pilot, app.screen, "finished")
+        await pilot.press("3", "down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
+        await pilot.pause(0.2)
+        assert_snapshot(app, "inspector_80x24")
+
+
+async def test_budget_form(store, demo):
+    app = make_app(store, session=store.open("a"), loader=demo_loader(demo))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_state(pilot, app.screen, "finished")
+        await pilot.press("e")
+        for field in app.screen.query(Input):
+            field.cursor_blink = False
+        app.screen.query_one("#field-eps_start", Input).value = "0"
+        await pilot.pause(0.2)
+        assert_snapshot(app, "budget_form_80x24")
+
+
+async def test_too_small(store, demo):
+    app = make_app(store, loader=demo_loader(demo))
+    async with app.run_test(size=(70, 20)) as pilot:
+        await pilot.pause(0.2)
+        assert_snapshot(app, "too_small_70x20")

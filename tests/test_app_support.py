@@ -1,0 +1,100 @@
+"""Helpers for the app tests (no tests here): tiny sessions on the demo data, waiting, screen text."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from fvtui.config import RoundSettings, SessionConfig
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+UPDATE = os.environ.get("FVTUI_UPDATE_SNAPSHOTS") == "1"
+VOLATILE = [  # what changes from run to run: clocks, durations, dates, temporary paths
+    (re.compile(r"\d+:\d\d:\d\d"), "h:mm:ss"),
+    (re.compile(r"\d+\.\d s\b"), "#.# s"),
+    (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d"), "yyyy-mm-dd hh:mm"),
+    (re.compile(r"/tmp/\S+"), "<tmp>"),
+]
+
+
+def tiny_config(augment: str = "fgsm", rounds: int = 2, **settings) -> SessionConfig:
+    base = dict(strategy="margin", augment=augment, query_size=10, pool_size=300, advs_per_sample=3)
+    return SessionConfig(dataset="demo", rounds=rounds, init_size=20, hidden=(16,), epochs=2,
+                         settings=RoundSettings(**{**base, **settings}))
+
+
+def fv_config(rounds: int = 2) -> SessionConfig:
+    """Rounds that really call the solver: a few samples, two counterexamples each."""
+    return tiny_config(augment="fv", rounds=rounds, query_size=3, advs_per_sample=2, verify_timeout=5.0)
+
+
+async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def wait_state(pilot, screen, *states: str, timeout: float = 60.0) -> None:
+    await wait_for(pilot, lambda: screen.runner.state in states, timeout, f"runner state in {states}")
+    await pilot.pause(0.1)  # let the UI handle the messages that came with it
+
+
+def solver_children() -> list[int]:
+    """Live solver worker processes started by this process."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == me and fields[0] != "Z" and b"fvtui.verify.worker" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def screen_text(app) -> str:
+    """The screen as plain text, volatile parts masked: what a person reads, diffable in review."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True, color_system=None,
+                      legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    text = console.export_text()
+    for pattern, mask in VOLATILE:
+        text = pattern.sub(mask, text)
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+
+
+def assert_snapshot(app, name: str) -> None:
+    path = SNAPSHOTS / f"{name}.txt"
+    text = screen_text(app)
+    if UPDATE or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        if not UPDATE:
+            raise AssertionError(f"new snapshot {path.name} written; check it and run again")
+        return
+    assert text == path.read_text(), (f"{name} differs from {path} (set FVTUI_UPDATE_SNAPSHOTS=1 to accept):\n"
+                                      f"{text}")
+
+
+def finished_session(store, demo, name: str, config: SessionConfig | None = None) -> None:
+    """A saved session with all its rounds, made without the app (fast, and the same every time)."""
+    from fvtui.engine import Engine
+
+    with store.create(name, config or tiny_config()) as session, Engine(session, demo) as engine:
+        engine.run()
+
+
+def demo_loader(demo):
+    return lambda name, data_dir: demo

@@ -1,0 +1,244 @@
+"""`fvtui bench` as a user runs it: a benchmark killed mid-run resumes without redoing finished
+sessions, its outputs agree with the sessions, and bad input gets one clear message."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from fvtui.bench.methods import PAPER, Method, paper_methods, parse_methods, parse_seeds
+from fvtui.errors import UserError
+from fvtui.metrics import aubc, within_group_distances
+from fvtui.store import SessionStore
+
+SMALL = ["--rounds", "2", "--pool-size", "500", "--epochs", "2", "--init-size", "20", "--query-size", "10"]
+METHODS = "random+none,margin+fgsm"
+SESSIONS = ["random-none-s0", "margin-fgsm-s0", "random-none-s1", "margin-fgsm-s1"]
+OUTPUTS = ["accuracy.csv", "aubc.csv", "aubc.md", "learning_curves.png", "learning_curves.svg", "diversity.csv",
+           "diversity.md", "timing.csv", "timing.md", "report.md"]
+
+
+def command(sessions: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "fvtui", "--sessions-dir", str(sessions), "bench", *args]
+
+
+def bench(sessions: Path, *args: str, check: int | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(command(sessions, *args), capture_output=True, text=True, timeout=240)
+    if check is not None:
+        assert result.returncode == check, result.stdout + result.stderr
+    return result
+
+
+def snapshot(path: Path) -> list[tuple[str, int, int]]:
+    if not path.exists():
+        return []
+    return sorted((str(p.relative_to(path)), p.stat().st_mtime_ns, p.stat().st_size) for p in path.rglob("*"))
+
+
+def wait_for(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """A benchmark SIGKILLed while its second session runs, then run again to the end."""
+    sessions = tmp_path_factory.mktemp("bench") / "sessions"
+    group = sessions / "bench-demo"
+    args = ["--dataset", "demo", "--methods", METHODS, "--seeds", "0-1", *SMALL]
+    killed = subprocess.Popen(command(sessions, *args, "--jobs", "1"), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: (group / "random-none-s0" / "rounds" / "0002").exists()
+                 and (group / "margin-fgsm-s0").exists())
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed_output = killed.communicate()[0]
+    first = snapshot(group / "random-none-s0")
+    assert not (group / "margin-fgsm-s1").exists()
+    result = bench(sessions, *args, "--jobs", "2", check=0)
+    return SimpleNamespace(sessions=sessions, group=group, results=group / "results", first=first,
+                           killed_output=killed_output, output=result.stdout)
+
+
+def test_killed_bench_resumes_without_redoing_finished_sessions(resumed):
+    assert "random-none-s0 (Random, seed 0): finished 2 rounds" in resumed.killed_output
+    started = [line.split()[1] for line in resumed.output.splitlines() if line.endswith(")") and "started" in line]
+    assert sorted(started) == ["margin-fgsm-s0", "margin-fgsm-s1", "random-none-s1"]
+    assert "1 finished already, 3 to run" in resumed.output
+    assert snapshot(resumed.group / "random-none-s0") == resumed.first  # not one file rewritten
+    store = SessionStore(resumed.group)
+    assert store.names() == sorted(SESSIONS)
+    for name in SESSIONS:
+        with store.open(name, writable=False) as session:
+            assert session.finished and len(session.rounds) == 2
+    # a plain `fvtui list` works on the group
+    listing = subprocess.run([sys.executable, "-m", "fvtui", "--sessions-dir", str(resumed.group), "list"],
+                             capture_output=True, text=True, check=True).stdout
+    assert "margin+fgsm" in listing and "2/2" in listing
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_outputs_exist_and_agree_with_the_sessions(resumed):
+    for name in OUTPUTS:
+        assert (resumed.results / name).stat().st_size > 0, name
+    store = SessionStore(resumed.group)
+    sessions = {}
+    for name in SESSIONS:
+        with store.open(name, writable=False) as session:
+            sessions[name] = session
+
+    rows = read_csv(resumed.results / "accuracy.csv")
+    assert list(rows[0]) == ["dataset", "method", "label", "seed", "session", "round", "labeled", "synthetic",
+                             "accuracy"]
+    assert {r["dataset"] for r in rows} == {"demo"}
+    assert len(rows) == 4 * 2
+    for name, session in sessions.items():
+        mine = [r for r in rows if r["session"] == name]
+        assert [float(r["accuracy"]) for r in mine] == session.accuracies
+        assert [int(r["labeled"]) for r in mine] == [30, 40]
+        assert {(r["method"], int(r["seed"])) for r in mine} == {(session.method, session.config.seed)}
+
+    table = read_csv(resumed.results / "aubc.csv")
+    assert [r["method"] for r in table] == sorted(["random+none", "margin+fgsm"],
+                                                  key=lambda m: -float(next(r for r in table if r["method"] == m)
+                                                                       ["aubc_mean"]))
+    assert [int(r["rank"]) for r in table] == [1, 2]
+    markdown = (resumed.results / "aubc.md").read_text()
+    for row in table:
+        scores = np.array([aubc(s.accuracies) for s in sessions.values() if s.method == row["method"]])
+        assert float(row["aubc_mean"]) == pytest.approx(scores.mean(), abs=1e-12)
+        assert float(row["aubc_std"]) == pytest.approx(scores.std(), abs=1e-12)
+        assert int(row["seeds"]) == 2 and row["dataset"] == "demo"
+        assert f"| {row['label']} | `{row['method']}` | {scores.mean():.4f} | {scores.std():.4f} |" in markdown
+
+    png = (resumed.results / "learning_curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+    svg = ET.parse(resumed.results / "learning_curves.svg").getroot()
+    assert svg.tag.endswith("svg")
+    assert "Random" in (resumed.results / "learning_curves.svg").read_text()
+
+    diversity = read_csv(resumed.results / "diversity.csv")
+    assert [r["method"] for r in diversity] == ["margin+fgsm"]  # random+none makes no synthetic samples
+    pairs = 0
+    for name in ("margin-fgsm-s0", "margin-fgsm-s1"):
+        for r in (1, 2):
+            counts = np.unique(sessions[name].synthetic(r).source, return_counts=True)[1]
+            pairs += int((counts * (counts - 1) // 2).sum())
+    assert int(diversity[0]["pairs"]) == pairs > 0
+    assert float(diversity[0]["distance_mean"]) > 0 and float(diversity[0]["distance_std"]) > 0
+    assert "hidden-layer feature space" in (resumed.results / "diversity.md").read_text()
+
+    timing = {r["session"]: r for r in read_csv(resumed.results / "timing.csv")}
+    assert set(timing) == set(SESSIONS)
+    for name, session in sessions.items():
+        for phase in ("select", "label", "augment", "train", "evaluate"):
+            expected = sum(rec.seconds[phase] for rec in session.rounds)
+            assert float(timing[name][f"{phase}_s"]) == pytest.approx(expected, abs=1e-3)
+        assert int(timing[name]["synthetic"]) == session.rounds[-1].synthetic
+        assert int(timing[name]["queries"]) == 0  # no solver without fv
+    report = (resumed.results / "report.md").read_text()
+    assert "## AUBC" in report and "learning_curves.png" in report and "## Timing" in report
+
+
+def test_report_only_remakes_the_same_files(resumed, tmp_path):
+    out = tmp_path / "again"
+    result = bench(resumed.sessions, "--name", "bench-demo", "--report-only", "--out", str(out), check=0)
+    assert "started" not in result.stdout
+    for name in OUTPUTS:
+        assert (out / name).read_bytes() == (resumed.results / name).read_bytes(), name
+
+
+def test_changed_settings_are_refused(resumed):
+    before = snapshot(resumed.group)
+    result = bench(resumed.sessions, "--dataset", "demo", "--methods", METHODS, "--seeds", "0-2", *SMALL,
+                   "--epochs", "3", check=2)
+    assert "epochs 2" in result.stderr and "epochs 3" in result.stderr and "Traceback" not in result.stderr
+    assert snapshot(resumed.group) == before
+
+
+@pytest.mark.parametrize("methods, bad", [
+    ("random+none,badge+pgd", "badge+pgd"),
+    ("smart+fv", "smart+fv"),
+    ("random", None),  # a paper name: fine
+    ("random-none", "random-none"),
+    ("random+none+fv", "random+none+fv"),
+])
+def test_bad_method_names_exit_2_listing_the_valid_ones(tmp_path, methods, bad):
+    if bad is None:
+        assert parse_methods(methods) == [Method("random", "none")]
+        return
+    sessions = tmp_path / "s"
+    result = bench(sessions, "--dataset", "demo", "--methods", methods, *SMALL, check=2)
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1 and "Traceback" not in message
+    assert f"unknown method '{bad}'" in message
+    from fvtui.augment import AUGMENTATIONS
+    from fvtui.strategies import STRATEGIES
+
+    for name in [*STRATEGIES, *AUGMENTATIONS]:
+        assert name in message
+    assert "BADGE+FV-Adv" in message
+    assert not sessions.exists()
+
+
+@pytest.mark.parametrize("seeds", ["3-1", "x", "-1", "", "1-2-3"])
+def test_bad_seeds_exit_2(tmp_path, seeds):
+    result = bench(tmp_path / "s", "--dataset", "demo", "--methods", METHODS, "--seeds", seeds, check=2)
+    assert "--seeds" in result.stderr or "seeds must be" in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_seed_syntax():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("0,2,5") == [0, 2, 5]
+    assert parse_seeds("3") == [3]
+    assert parse_seeds("0-2,1,7") == [0, 1, 2, 7]
+    with pytest.raises(UserError):
+        parse_seeds("0-99999")
+
+
+def test_paper_methods_are_the_twelve_of_protocol():
+    names = {label: m for (label, _, _), m in zip(PAPER, paper_methods())}
+    assert len(names) == 12
+    assert names["Random"] == Method("random", "none")
+    assert names["Random+FV-Adv"] == Method("random", "fv")
+    assert names["BADGE+FGSM-Adv"] == Method("badge", "fgsm")
+    assert names["DFAL"] == Method("dfal", "deepfool")
+    assert names["DFAL-No-Adv"] == Method("dfal", "none")
+    assert names["FGSM-No-Adv"] == Method("fvaal", "none")
+    assert names["FVAAL"] == Method("fvaal", "fv")
+    assert parse_methods("BADGE+FV-Adv,badge+fv,dfal-no-adv") == [Method("badge", "fv"), Method("dfal", "none")]
+    assert all(m.session_name(0).count("-") == 2 for m in paper_methods())
+
+
+def test_within_group_distances():
+    features = np.array([[0, 0], [3, 4], [6, 8], [1, 1], [5, 5]], dtype=np.float32)
+    groups = np.array([7, 7, 7, 9, 2])
+    assert sorted(within_group_distances(features, groups)) == pytest.approx([5.0, 5.0, 10.0])
+    assert within_group_distances(features[:1], groups[:1]).size == 0
+
+
+def test_bench_parent_stays_light():
+    code = ("import sys; from fvtui.cli import build_parser; import fvtui.bench.command, fvtui.bench.runner, "
+            "fvtui.bench.spec, fvtui.bench.report; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'matplotlib')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ}).stdout
+    assert out.strip() == "[]"
