@@ -33,7 +33,7 @@ def fv_config(rounds: int = 2) -> SessionConfig:
     return tiny_config(augment="fv", rounds=rounds, query_size=3, advs_per_sample=2, verify_timeout=5.0)
 
 
-async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "condition") -> None:
+async def wait_for(pilot, predicate, timeout: float = 120.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -41,7 +41,7 @@ async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "conditi
         await pilot.pause(0.05)
 
 
-async def wait_state(pilot, screen, *states: str, timeout: float = 60.0) -> None:
+async def wait_state(pilot, screen, *states: str, timeout: float = 120.0) -> None:
     await wait_for(pilot, lambda: screen.runner.state in states, timeout, f"runner state in {states}")
     await pilot.pause(0.1)  # let the UI handle the messages that came with it
 

@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection
 from .search import certified_radius, search_counterexamples, verify_sample
 
 RUNNERS = {"search": search_counterexamples, "verify": verify_sample, "radius": certified_radius}
+NICENESS = 10
 ORPHAN_SLACK = 10.0  # seconds past the parent's kill time after which a query ends the worker
 
 
@@ -81,6 +82,9 @@ def _serve(conn: Connection, grace: float) -> None:
 def main() -> None:
     fd, limit_mb, grace = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Solvers fill every core; a lower priority keeps the app answering keys while they do, and
+    # costs nothing when they have the machine to themselves.
+    os.nice(NICENESS)
     if limit_mb > 0:
         limit = limit_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

@@ -89,7 +89,9 @@ class SessionScreen(Screen):
             status.set_session(self.runner.name, cfg.dataset, cfg.settings.strategy, cfg.settings.augment, 0,
                                cfg.rounds)
         self.log_panel.add(f"session {self.runner.name}: loading dataset {self.runner.dataset_name}")
-        self.run_worker(self.runner.run, thread=True, exit_on_error=False, group="runner", name="runner")
+        # Loading imports torch, which holds the GIL for seconds: start it once the first frame is up.
+        self.call_after_refresh(self.run_worker, self.runner.run, thread=True, exit_on_error=False, group="runner",
+                                name="runner")
         self.on_resize()
 
     def on_resize(self) -> None:
@@ -241,9 +243,9 @@ class SessionScreen(Screen):
         state = self.runner.state
         pending = self.runner.pause_requested  # p again takes back a pause that has not happened yet
         if action == "pause":
-            return state in ("loading", "starting", "running") and not pending
+            return state in ("", "loading", "starting", "running") and not pending  # "": the worker starts after the first frame
         if action == "resume":
-            return state in ("paused", "stopped") or (pending and state in ("loading", "starting", "running"))
+            return state in ("paused", "stopped") or (pending and state in ("", "loading", "starting", "running"))
         if action == "stop":
             return self.runner.busy
         if action == "edit":

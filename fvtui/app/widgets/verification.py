@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 from ...records import RoundRecord, SampleVerification, SyntheticBatch
 
 STATUS_STYLES = {"robust": "green", "counterexample": "yellow", "timeout": "magenta", "error": "bold red",
-                 "running": "cyan"}
+                 "pending": "dim"}
 # (label, key, width); None: as wide as the longest class name. Fixed widths keep the table steady
 # from round to round (and sidestep DataTable's auto-width, which lags behind rows added off screen).
 COLUMNS = (("#", "position", 2), ("sample", "sample", 6), ("label", "label", None), ("pred", "pred", None),
@@ -58,7 +58,7 @@ class VerificationTable(DataTable):
         self.round_index, self.live = round_index, True
         self._reset(classes)
         for position in range(total):
-            self.add_row(str(position + 1), "", "", "", status_text("running"), "", "", "", key=str(position))
+            self.add_row(str(position + 1), "", "", "", status_text("pending"), "", "", "", key=str(position))
 
     def live_sample(self, position: int, v: SampleVerification, label: str) -> None:
         if not self.live or str(position) not in self.rows:
