@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -91,10 +90,8 @@ async def test_solver_calls_do_not_freeze_the_screen(store, demo):
         await pilot.press("v")
         await wait_for(pilot, pool.called.is_set, what="the solver call")
         assert "verifying at eps" in result_text(inspector)
-        started = time.perf_counter()
-        await pilot.press("e")  # keys keep answering while the solver works
+        await pilot.press("e")  # keys keep answering while the solver call is held open
         assert isinstance(app.focused, Input)
-        assert time.perf_counter() - started < 0.5
         await pilot.press("escape", "v")  # leave the field; a second call waits for the first
         assert isinstance(app.screen, InspectorScreen)
         assert "still busy" in result_text(inspector)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_app_support import demo_loader, fv_config, solver_children, tiny_config, wait_for, wait_state
+from test_app_support import demo_loader, fv_config, gated_loader, solver_children, tiny_config, wait_for, wait_state
 from textual.widgets import Input
 
 from fvtui.app.app import make_app
@@ -80,10 +80,13 @@ async def test_pause_and_resume(store, demo):
 
 
 async def test_budget_edits_are_refused_when_invalid_then_saved_and_used(store, demo):
-    app = make_app(store, new_config=tiny_config(rounds=1), new_name="s", loader=demo_loader(demo))
+    loader, gate = gated_loader(demo)
+    app = make_app(store, new_config=tiny_config(rounds=1), new_name="s", loader=loader)
     async with app.run_test(size=(160, 45)) as pilot:
         screen = app.screen
         await pilot.press("p")  # pause before the first round
+        assert screen.runner.pause_requested
+        gate.set()
         await wait_state(pilot, screen, "paused")
         assert not screen.session.rounds
         await pilot.press("e")
@@ -205,3 +208,31 @@ async def test_bad_data_leaves_no_session_and_exits_2(store):
         await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
     assert app.return_code == 2
     assert not store.exists("s")
+
+
+@pytest.mark.parametrize("field, text, message", [
+    ("eps_start", ".", "eps start must be a number, not '.'"),
+    ("eps_start", "1.5", "eps start must be in (0.0, 1.0], not 1.5"),
+    ("eps_step", "0", "eps step must be in (0.0, 1.0], not 0.0"),
+    ("advs_per_sample", "0", "counterexamples per sample must be between"),
+    ("verify_timeout", "0", "verify timeout must be in (0.0, 86400.0], not 0.0"),
+    ("query_size", "400", "query size 400 is larger than the pool size 300"),
+    ("rounds", "", "rounds (target) must be a whole number, not ''"),
+])
+async def test_the_budget_form_refuses_bad_values_and_saves_nothing(store, demo, field, text, message):
+    loader, gate = gated_loader(demo)
+    app = make_app(store, new_config=tiny_config(rounds=1), new_name="s", loader=loader)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.screen
+        await pilot.press("p")
+        gate.set()
+        await wait_state(pilot, screen, "paused")
+        before = (tmp := store.path("s") / "session.json").read_bytes()
+        await pilot.press("e")
+        form = app.screen
+        form.query_one(f"#field-{field}", Input).value = text
+        await pilot.press("ctrl+s")
+        assert app.screen is form
+        assert message in str(form.query_one("#form-error").render())
+        await pilot.press("escape")
+        assert app.screen is screen and tmp.read_bytes() == before

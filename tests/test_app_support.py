@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -42,8 +43,13 @@ async def wait_for(pilot, predicate, timeout: float = 120.0, what: str = "condit
 
 
 async def wait_state(pilot, screen, *states: str, timeout: float = 120.0) -> None:
-    await wait_for(pilot, lambda: screen.runner.state in states, timeout, f"runner state in {states}")
-    await pilot.pause(0.1)  # let the UI handle the messages that came with it
+    from fvtui.app.widgets.status import StatusLine
+
+    status = screen.query_one(StatusLine)
+    # The status line has the state once the screen has handled it and every message sent before it.
+    shown = {*states} - {"closed"}  # the status line keeps the last word before "closed"
+    await wait_for(pilot, lambda: screen.runner.state in states and (not shown or status.state in shown), timeout,
+                   f"runner state in {states} (it is {screen.runner.state!r}, the screen shows {status.state!r})")
 
 
 def solver_children() -> list[int]:
@@ -98,3 +104,14 @@ def finished_session(store, demo, name: str, config: SessionConfig | None = None
 
 def demo_loader(demo):
     return lambda name, data_dir: demo
+
+
+def gated_loader(demo):
+    """A loader that holds the session in 'loading' until the gate opens: keys land before any round."""
+    gate = threading.Event()
+
+    def load(name, data_dir):
+        gate.wait(60)
+        return demo
+
+    return load, gate

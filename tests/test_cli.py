@@ -101,3 +101,48 @@ def test_engine_modules_do_not_import_textual():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'textual_image', 'plotext')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One small finished session, copied by each test that damages it."""
+    sessions = tmp_path_factory.mktemp("finished")
+    fvtui("new", "--headless", "--dataset", "demo", "--name", "a", *SMALL, sessions=sessions, check=0)
+    return sessions
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:40])
+
+
+def _edit(path):
+    path.write_text(path.read_text().replace('"test_accuracy": 0.', '"test_accuracy": 0.9', 1))
+
+
+def _newer(path):
+    from fvtui.store import _write_json  # as a later fvtui would write it: checksummed, format 99
+
+    data = json.loads(path.read_text())
+    data["format"] = 99
+    data.pop("sha256")
+    _write_json(path, data)
+
+
+@pytest.mark.parametrize("command", [["show", "a"], ["resume", "a", "--headless", "--rounds", "3"]])
+@pytest.mark.parametrize("file, damage, message", [
+    ("rounds/0002/round.json", _truncate, "rounds/0002/round.json"),
+    ("rounds/0001/round.json", _edit, "rounds/0001/round.json: checksum mismatch"),
+    ("session.json", _newer, "newer fvtui"),
+])
+def test_damaged_or_newer_sessions_are_refused_and_left_as_they_are(finished, tmp_path, command, file, damage,
+                                                                    message):
+    import shutil
+
+    sessions = tmp_path / "s"
+    shutil.copytree(finished, sessions)
+    damage(sessions / "a" / file)
+    saved = [entry for entry in snapshot(sessions) if not entry[0].endswith("/lock")]  # the lock is not saved work
+    result = fvtui(*command, sessions=sessions, check=2)
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert [entry for entry in snapshot(sessions) if not entry[0].endswith("/lock")] == saved

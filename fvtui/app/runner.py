@@ -19,6 +19,7 @@ from ..errors import Cancelled, UserError
 from ..events import Event, PhaseProgress
 from ..store import Session, SessionStore
 
+FIRST_FRAME_WAIT = 1.0  # seconds
 Loader = Callable[[str, "str | None"], object]
 
 
@@ -77,6 +78,7 @@ class Runner:
         self.cancel = threading.Event()  # the engine's: set to stop the round in progress
         self.ended = threading.Event()  # set when the thread is done (engine closed, session lock released)
         self._wake = threading.Event()
+        self.first_frame = threading.Event()  # set by the screen once it has been drawn
         self.pause_requested = False
         self.quitting = False
         self.state = ""
@@ -123,6 +125,9 @@ class Runner:
 
     # -- the worker thread ---------------------------------------------------------------------
     def run(self) -> None:
+        # Loading imports torch, which holds the GIL for seconds: let the screen draw first. The wait
+        # is bounded because Textual drops after-refresh callbacks posted while the app starts up.
+        self.first_frame.wait(FIRST_FRAME_WAIT)
         try:
             self._state("loading")
             dataset = self.loader(self.dataset_name, self.data_dir)

@@ -6,6 +6,8 @@ updates. Below 140 x 40 the four panels are tabs (keys 1-4); above, they share t
 
 from __future__ import annotations
 
+from functools import partial
+
 from typing import Callable
 
 from textual import on, work
@@ -89,9 +91,8 @@ class SessionScreen(Screen):
             status.set_session(self.runner.name, cfg.dataset, cfg.settings.strategy, cfg.settings.augment, 0,
                                cfg.rounds)
         self.log_panel.add(f"session {self.runner.name}: loading dataset {self.runner.dataset_name}")
-        # Loading imports torch, which holds the GIL for seconds: start it once the first frame is up.
-        self.call_after_refresh(self.run_worker, self.runner.run, thread=True, exit_on_error=False, group="runner",
-                                name="runner")
+        self.run_worker(self.runner.run, thread=True, exit_on_error=False, group="runner", name="runner")
+        self.call_after_refresh(self.runner.first_frame.set)
         self.on_resize()
 
     def on_resize(self) -> None:
@@ -184,6 +185,7 @@ class SessionScreen(Screen):
                            "success")
         if self.follow:
             self._show_round(record.round)
+            self.follow = True  # a later round already on disk is shown when its own event arrives
 
     # -- drawing -------------------------------------------------------------------------------
     def _describe_session(self) -> None:
@@ -222,7 +224,7 @@ class SessionScreen(Screen):
                     for i, q in enumerate(record.queried)]
         grid.show(previews, self.dataset.image_shape, page)
         self._title_samples()
-        self.call_after_refresh(table.show_round, record, synthetic, classes)  # a frame of its own
+        self.set_timer(0.01, partial(table.show_round, record, synthetic, classes))  # a frame of its own
         augment = record.settings.augment
         note = ("[ ] rounds · enter inspects" if record.verification else
                 "no augmentation" if augment == "none" else f"{augment} examples, not verified")
