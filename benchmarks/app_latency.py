@@ -4,6 +4,7 @@ Measured the way a person sees it: tmux runs `fvtui new`, `capture-pane` reads t
 few milliseconds. First frame: from launching the command to the session's status line on screen.
 Key latency: while the round verifies (solver workers busy on every core), a panel key (1-4) is
 sent and the time until the screen shows that panel is taken; the poll interval bounds the error.
+Only narrow sizes measure anything: from 160x45 the wide layout shows every panel at once.
 
     python benchmarks/app_latency.py [--keys 20] [--size 80x24]
 Needs tmux and the `fvtui` command of the active environment; uses the bundled demo data.
