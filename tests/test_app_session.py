@@ -155,7 +155,9 @@ async def test_stop_discards_the_round_and_resume_redoes_it(store, demo, monkeyp
 
 
 async def test_quit_mid_round_keeps_a_resumable_session_and_no_solver(store, demo):
-    app = make_app(store, new_config=fv_config(rounds=3), new_name="s", loader=demo_loader(demo), workers=1)
+    # Far more rounds than can finish before the key lands, even on a loaded machine: a short session
+    # could end between the dialog opening and the confirmation, and then nothing would be discarded.
+    app = make_app(store, new_config=fv_config(rounds=50), new_name="s", loader=demo_loader(demo), workers=1)
     async with app.run_test(size=(160, 45)) as pilot:
         screen = app.screen
         await wait_for(pilot, solver_children, what="the engine's solver processes")
@@ -166,7 +168,7 @@ async def test_quit_mid_round_keeps_a_resumable_session_and_no_solver(store, dem
     assert screen.runner.ended.is_set()
     assert solver_children() == []
     with store.open("s") as session:  # not locked, and the discarded round left nothing behind
-        assert len(session.rounds) < 3
+        assert len(session.rounds) < 50
         assert not list((session.path / "rounds").glob(".tmp-*"))
 
 
