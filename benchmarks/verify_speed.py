@@ -99,6 +99,24 @@ def run_literal(net, x, w, r, per_query: float, total: float) -> list[tuple]:
     return rows
 
 
+def compare_encodings(tasks) -> None:
+    """One first query per sample (its eps-0.06 box), ReLUs the box decides folded or all kept."""
+    times: dict[bool, list[float]] = {True: [], False: []}
+    agree = 0
+    for t in tasks:
+        lo, up = np.clip(t.x - 0.06, 0, 1), np.clip(t.x + 0.06, 0, 1)
+        status = {}
+        for fold in (False, True):
+            start = time.perf_counter()
+            status[fold] = solve(build_query(t.net, lo, up, t.target, [t.runner_up], fold=fold), t.x.size, 30).status
+            times[fold].append(time.perf_counter() - start)
+        agree += status[True] == status[False]
+    if tasks:
+        plain, folded = np.median(times[False]), np.median(times[True])
+        print(f"\nReLU encoding, {len(tasks)} first queries (build + solve, median): all ReLUs {plain:.3f} s, "
+              f"decided ones folded {folded:.3f} s ({plain / folded:.1f}x); same answer on {agree}/{len(tasks)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=20)
@@ -107,6 +125,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--literal", type=int, default=2, help="samples for the literal-vs-simplified comparison")
     ap.add_argument("--literal-timeout", type=float, default=10.0)
+    ap.add_argument("--encodings", type=int, default=10, help="samples for the folded-vs-plain ReLU encoding")
     args = ap.parse_args()
 
     t = time.perf_counter()
@@ -146,6 +165,8 @@ def main() -> None:
             f"  sample {i:2d}: {r.status:9s} {len(r.counterexamples):2d} ce, final eps {r.final_eps:.2f}, "
             f"{len(r.queries):2d} queries, {r.solver_seconds:6.2f} s solver {r.message}"
         )
+
+    compare_encodings(tasks[: args.encodings])
 
     for i in range(min(args.literal, len(tasks))):
         t = tasks[i]

@@ -8,7 +8,7 @@ import pytest
 
 from fvtui.verify import Network, certified_radius, search_counterexamples, verify_sample
 from fvtui.verify.exclusions import simplify_exclusions
-from fvtui.verify.query import build_query, solve
+from fvtui.verify.query import build_query, encode_layers, solve
 
 D = M = 0.001
 TOL = 1e-6  # float32 rounding of solver values
@@ -215,3 +215,54 @@ def test_verify_package_imports_neither_torch_nor_textual():
     code = "import sys, fvtui.verify; print(sorted({'torch', 'textual'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def evaluate_encoding(enc, net, x):
+    """The query's variables at input x: inputs, then each undecided ReLU's (pre, post), layer by layer."""
+    z = np.zeros(enc.num_variables)
+    z[: x.size] = x
+    for coeffs, const, pre, _, _ in enc.relus:
+        z[pre] = coeffs @ z[: coeffs.size] + const
+        z[pre + 1] = max(z[pre], 0.0)
+    return z
+
+
+def test_folded_layers_compute_the_network_on_the_whole_box():
+    """Folding the ReLUs the box decides keeps the network's function at every point of the box."""
+    net = random_net((6, 8, 7, 3), 5)
+    rng = np.random.default_rng(4)
+    folded = kept = 0
+    for trial in range(30):
+        x = rng.uniform(0, 1, 6)
+        lo, up = box(x, float(rng.choice([0.01, 0.1, 0.4])))
+        enc = encode_layers(net, lo, up)
+        assert enc.stable + len(enc.relus) == 15
+        folded, kept = folded + enc.stable, kept + len(enc.relus)
+        for point in rng.uniform(lo, up, (20, 6)):
+            z = evaluate_encoding(enc, net, point)
+            for _, _, pre, pre_lo, pre_hi in enc.relus:
+                assert pre_lo - 1e-9 <= z[pre] <= pre_hi + 1e-9
+            hidden = point
+            for w, b in zip(net.weights[:-1], net.biases[:-1]):
+                hidden = np.maximum(w.astype(np.float64) @ hidden + b, 0)
+            np.testing.assert_allclose(enc.forms @ z + enc.consts, hidden, atol=1e-9)
+    assert folded > 0 and kept > 0
+
+
+def test_folded_query_decides_like_the_plain_one():
+    net = random_net((8, 12, 10, 4), 9)
+    rng = np.random.default_rng(6)
+    outcomes = set()
+    for trial in range(30):
+        x = rng.uniform(0, 1, 8).astype(np.float32)
+        w, r = top2(net, x)
+        lo, up = box(x, float(rng.choice([0.02, 0.1, 0.3])))
+        plain = solve(build_query(net, lo, up, w, [r], M, fold=False), 8, timeout=10)
+        folded = solve(build_query(net, lo, up, w, [r], M), 8, timeout=10)
+        assert folded.status == plain.status, trial
+        if folded.status == "sat":
+            assert np.all(folded.x >= lo - TOL) and np.all(folded.x <= up + TOL)
+            logits = net.logits(folded.x.astype(np.float32))
+            assert logits[w] - logits[r] <= -M + 1e-4
+        outcomes.add(folded.status)
+    assert outcomes == {"sat", "unsat"}

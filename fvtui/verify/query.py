@@ -32,6 +32,65 @@ def _bound(kind, var: int, value: float):
     return eq
 
 
+@dataclass
+class Encoding:
+    """The hidden layers over the query's variables, each ReLU the box fixes folded away.
+
+    `forms @ z + consts` is the last hidden layer's output as an affine function of the query's
+    variables z (inputs first, then a (pre, post) pair per ReLU the box leaves undecided).
+    """
+
+    num_variables: int
+    forms: np.ndarray  # float64 (last hidden width, num_variables)
+    consts: np.ndarray  # float64 (last hidden width,)
+    relus: list[tuple[np.ndarray, float, int, float, float]]  # (coefficients over z, constant, pre variable, bounds)
+    stable: int  # ReLUs the box decided (active or inactive), encoded without a constraint
+
+
+def encode_layers(net: Network, lower: np.ndarray, upper: np.ndarray, slack: float = 1e-9) -> Encoding:
+    """Fold every ReLU that interval bounds over the box prove always active or always inactive.
+
+    A stably active ReLU is the identity and an inactive one is zero, so both become part of the
+    next layer's affine form and only undecided ReLUs reach Marabou. The query keeps exactly the
+    same set of solutions but is far smaller: on the protocol's 784-128-10 network the box leaves
+    about a quarter of the ReLUs undecided, and Marabou's per-query cost is dominated by
+    bound tightening over the whole tableau (measured 0.55 s -> 0.1 s per SAT query). Interval
+    bounds are exact for the first layer and sound (looser) for deeper ones; `slack` keeps a ReLU
+    whose bound is within rounding of zero undecided.
+    """
+    n = net.input_size
+    var_lower = [np.asarray(lower, dtype=np.float64)]
+    var_upper = [np.asarray(upper, dtype=np.float64)]
+    forms = np.eye(n)
+    consts = np.zeros(n)
+    relus: list[tuple[np.ndarray, float, int, float, float]] = []
+    stable = 0
+    nvars = n
+    for w, b in zip(net.weights[:-1], net.biases[:-1]):
+        w64 = np.asarray(w, dtype=np.float64)
+        pre_forms = w64 @ forms
+        pre_consts = w64 @ consts + (0.0 if b is None else np.asarray(b, dtype=np.float64))
+        lo, hi = np.concatenate(var_lower), np.concatenate(var_upper)
+        pos, neg = np.maximum(pre_forms, 0.0), np.minimum(pre_forms, 0.0)
+        pre_lo = pos @ lo + neg @ hi + pre_consts
+        pre_hi = pos @ hi + neg @ lo + pre_consts
+        undecided = np.flatnonzero((pre_lo <= slack) & (pre_hi >= -slack))
+        active = pre_lo > slack
+        stable += pre_forms.shape[0] - undecided.size
+        post_forms = np.zeros((pre_forms.shape[0], nvars + 2 * undecided.size))
+        post_forms[active, :nvars] = pre_forms[active]
+        post_consts = np.where(active, pre_consts, 0.0)
+        for k, j in enumerate(undecided.tolist()):
+            pre_var = nvars + 2 * k
+            relus.append((pre_forms[j], float(pre_consts[j]), pre_var, float(pre_lo[j]), float(pre_hi[j])))
+            post_forms[j, pre_var + 1] = 1.0
+        var_lower.append(np.ravel(np.column_stack([pre_lo[undecided], np.zeros(undecided.size)])))
+        var_upper.append(np.ravel(np.column_stack([pre_hi[undecided], np.maximum(pre_hi[undecided], 0.0)])))
+        nvars += 2 * undecided.size
+        forms, consts = post_forms, post_consts
+    return Encoding(nvars, forms, consts, relus, stable)
+
+
 def build_query(
     net: Network,
     lower: np.ndarray,
@@ -42,42 +101,40 @@ def build_query(
     pixels: np.ndarray = (),
     centers: np.ndarray = (),
     delta: float = 0.001,
+    fold: bool = True,
 ) -> MarabouCore.InputQuery:
     """The query `x in [lower, upper]`, the exclusions, and `logit_w - logit_c <= -margin` for some c in others.
 
     With one class in `others` the output constraint is a plain equation; with several it is a
     disjunction. The last layer is folded into that constraint (no output variables): it is
-    affine, so `logit_w - logit_c` is one linear form over the last hidden layer (builds 20%
-    faster than with output variables, solves the same).
+    affine, so `logit_w - logit_c` is one linear form over the query's variables. `fold=False`
+    keeps every ReLU (the plain encoding, for comparisons).
     """
     n = net.input_size
-    layers = list(zip(net.weights, net.biases))
-    hidden = sum(w.shape[0] for w, _ in layers[:-1])
-    nvars = n + 2 * hidden
+    enc = encode_layers(net, lower, upper, slack=1e-9 if fold else np.inf)
     ipq = MarabouCore.InputQuery()
-    ipq.setNumberOfVariables(nvars)
+    ipq.setNumberOfVariables(enc.num_variables)
     for i in range(n):
         ipq.markInputVariable(i, i)
         ipq.setLowerBound(i, float(lower[i]))
         ipq.setUpperBound(i, float(upper[i]))
-    prev = 0  # first variable of the previous layer's outputs
-    nxt = n
-    for w, b in layers[:-1]:
-        m = w.shape[0]
-        w64 = np.asarray(w, dtype=np.float64)
-        b64 = np.zeros(m) if b is None else np.asarray(b, dtype=np.float64)
-        for j in range(m):
-            # w_j . prev - pre_j = -b_j ; post_j = relu(pre_j)
-            eq = _equation(_EQ, w64[j], prev, -b64[j])
-            eq.addAddend(-1.0, nxt + j)
-            ipq.addEquation(eq)
-            MarabouCore.addReluConstraint(ipq, nxt + j, nxt + m + j)
-        prev = nxt + m
-        nxt += 2 * m
-    w_last = np.asarray(layers[-1][0], dtype=np.float64)
-    b_last = np.zeros(w_last.shape[0]) if layers[-1][1] is None else np.asarray(layers[-1][1], np.float64)
-    # (w_w - w_c) . h + (b_w - b_c) <= -margin
-    cons = [_equation(_LE, w_last[winner] - w_last[c], prev, -margin - (b_last[winner] - b_last[c])) for c in others]
+    for coeffs, const, pre, lo, hi in enc.relus:
+        # coeffs . z - pre = -const ; post = relu(pre)
+        eq = _equation(_EQ, coeffs, 0, -const)
+        eq.addAddend(-1.0, pre)
+        ipq.addEquation(eq)
+        ipq.setLowerBound(pre, lo)
+        ipq.setUpperBound(pre, hi)
+        ipq.setLowerBound(pre + 1, 0.0)
+        ipq.setUpperBound(pre + 1, max(hi, 0.0))
+        MarabouCore.addReluConstraint(ipq, pre, pre + 1)
+    w_last = np.asarray(net.weights[-1], dtype=np.float64)
+    b_last = np.zeros(w_last.shape[0]) if net.biases[-1] is None else np.asarray(net.biases[-1], np.float64)
+    cons = []
+    for c in others:
+        diff = w_last[winner] - w_last[c]  # (w_w - w_c) . h + (b_w - b_c) <= -margin
+        scalar = -margin - (b_last[winner] - b_last[c]) - float(diff @ enc.consts)
+        cons.append(_equation(_LE, diff @ enc.forms, 0, scalar))
     if len(cons) == 1:
         ipq.addEquation(cons[0])
     else:
