@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from test_app_support import demo_loader, fv_config, gated_loader, solver_children, tiny_config, wait_for, wait_state
-from textual.widgets import Input
+from textual.widgets import Footer, Input
+from textual.widgets._footer import FooterKey
 
 from fvtui.app.app import make_app
 from fvtui.app.screens.session import SessionScreen
@@ -74,9 +75,16 @@ async def test_pause_and_resume(store, demo):
         await pilot.pause(0.5)
         assert len(screen.session.rounds) == 1  # nothing runs while paused
         assert "paused" in str(screen.query_one(StatusLine).render())
+        keys = list(screen.query_one(Footer).query(FooterKey))
+        assert "Resume" in [k.description for k in keys] and "Pause" not in [k.description for k in keys]
+        for key in "3241":  # each moves the focus, but the footer's keys stay: it is not rebuilt
+            await pilot.press(key)
+        await pilot.pause()
+        assert list(screen.query_one(Footer).query(FooterKey)) == keys
         await pilot.press("p")
         await wait_state(pilot, screen, "finished")
         assert len(screen.session.rounds) == 3
+        assert "Resume" not in [k.description for k in screen.query_one(Footer).query(FooterKey)]
 
 
 async def test_budget_edits_are_refused_when_invalid_then_saved_and_used(store, demo):

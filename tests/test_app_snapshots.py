@@ -6,7 +6,8 @@ FVTUI_UPDATE_SNAPSHOTS=1 rewrites them after an intended change; review the diff
 from __future__ import annotations
 
 import pytest
-from test_app_support import assert_snapshot, demo_loader, finished_session, tiny_config, wait_for, wait_state
+from test_app_support import (assert_snapshot, demo_loader, finished_session, settled, tiny_config, wait_for,
+                              wait_state)
 from textual.widgets import Input
 
 from fvtui.app.app import make_app
@@ -37,7 +38,7 @@ async def test_session_panels_at_80x24(store, demo, panel):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_state(pilot, app.screen, "finished")
         await pilot.press({"curve": "1", "samples": "2", "table": "3"}[panel])
-        await pilot.pause(0.2)
+        await settled(pilot, app.screen)
         assert_snapshot(app, f"session_{panel}_80x24")
 
 
@@ -45,7 +46,7 @@ async def test_session_wide(store, demo):
     app = make_app(store, session=store.open("b"), loader=demo_loader(demo))
     async with app.run_test(size=(160, 45)) as pilot:
         await wait_state(pilot, app.screen, "finished")
-        await pilot.pause(0.2)
+        await settled(pilot, app.screen)
         assert_snapshot(app, "session_160x45")
 
 

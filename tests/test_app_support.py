@@ -42,6 +42,15 @@ async def wait_for(pilot, predicate, timeout: float = 120.0, what: str = "condit
         await pilot.pause(0.05)
 
 
+async def settled(pilot, screen) -> None:
+    """Every preview on show is painted (one per frame, so a busy machine needs more than a pause)."""
+    from fvtui.app.widgets.previews import PreviewCard
+
+    await wait_for(pilot, lambda: all(card.image.image is not None for card in screen.query(PreviewCard)
+                                      if card.display and card.preview is not None), what="the previews")
+    await pilot.pause(0.2)
+
+
 async def wait_state(pilot, screen, *states: str, timeout: float = 120.0) -> None:
     from fvtui.app.widgets.status import StatusLine
 

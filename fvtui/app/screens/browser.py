@@ -7,10 +7,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from ...errors import UserError
 from ...store import SessionSummary
+from ..widgets.footer import Footer
 from .confirm import ConfirmScreen
 from .new_session import NewSessionScreen
 

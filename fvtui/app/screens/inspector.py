@@ -18,12 +18,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
 from ...errors import Cancelled
 from ...records import RoundRecord, SyntheticBatch
 from ...store import Session
 from ..images import TerminalImage, amplified_difference, cell_size, to_pil
+from ..widgets.footer import Footer
 
 FIXED_ROWS = 13  # title, captions, detail, probabilities, the verify line, footer
 TOP_CLASSES = 4

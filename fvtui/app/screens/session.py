@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static, Tab, Tabs
+from textual.widgets import DataTable, Static, Tab, Tabs
 
 from ...errors import UserError
 from ...events import Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleVerified
@@ -23,6 +23,7 @@ from ...metrics import aubc
 from ...records import RoundRecord, SyntheticBatch
 from ..runner import EngineEvent, Failed, Loaded, Runner, StateChanged
 from ..widgets.curve import LearningCurve
+from ..widgets.footer import Footer
 from ..widgets.log import LogPanel
 from ..widgets.previews import InspectRequested, Preview, PreviewCard, PreviewGrid
 from ..widgets.status import StatusLine
