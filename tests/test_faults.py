@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
 import signal
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -149,6 +153,42 @@ def test_hangup_ends_a_headless_run_like_a_quit(tmp_path):
     rounds = fingerprint(tmp_path, "h")
     assert len(rounds) >= 1
     with SessionStore(tmp_path).open("h"):  # the lock went with the process
+        pass
+
+
+def test_closing_the_terminal_under_the_app_ends_it_like_a_quit(tmp_path, reference):
+    """The real hang-up: the app runs on a pseudo-terminal whose other end is closed mid-session."""
+    tag = uuid.uuid4().hex
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fvtui", "--sessions-dir", str(tmp_path), "new", "--name", "t", *FLAGS],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # the pty is its controlling terminal
+        env={**os.environ, "FVTUI_TEST_TAG": tag, "TERM": "xterm-256color"})
+    os.close(slave)
+    screen = bytearray()
+
+    def drain() -> None:  # a terminal reads what the app draws
+        try:
+            while chunk := os.read(master, 65536):
+                screen.extend(chunk)
+        except OSError:
+            pass
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "t" / "rounds" / "0001").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, bytes(screen[-2000:]).decode(errors="replace")
+        time.sleep(0.05)
+    os.close(master)  # the terminal goes away: the kernel sends SIGHUP
+    assert proc.wait(timeout=30) == 128 + signal.SIGHUP
+    assert wait_gone(tag) == []
+    assert b"fvtui" in screen or b"demo" in screen  # it really drew on the terminal
+    rounds = fingerprint(tmp_path, "t")
+    assert len(rounds) >= 1 and rounds == reference[:len(rounds)]  # what it finished is what a whole run makes
+    with SessionStore(tmp_path).open("t"):  # the lock went with the process
         pass
 
 
