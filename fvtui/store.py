@@ -205,9 +205,7 @@ class Session:
         self._require_writable()
         if record.round != len(self.rounds) + 1:
             raise RuntimeError(f"round {record.round} does not follow round {len(self.rounds)}")
-        rounds_dir = self.path / "rounds"
-        rounds_dir.mkdir(exist_ok=True)
-        _commit_folder(self._round_folder(record.round), rounds_dir / f".tmp-{record.round:04d}", {
+        _commit_folder(self._round_folder(record.round), self.path / "rounds" / f".tmp-{record.round:04d}", {
             "arrays.npz": _npz_bytes(synthetic.to_arrays()),
             "model.npz": _npz_bytes(model),
         }, "round.json", {"record": record.to_dict()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -216,9 +217,8 @@ def test_a_second_writer_gets_a_clear_message(tmp_path):
     assert len(fingerprint(tmp_path, "w")) == ROUNDS
 
 
-def test_a_full_disk_while_saving_keeps_the_last_round(tmp_path, monkeypatch):
-    import errno
-
+@pytest.mark.parametrize("fault", ["full disk", "read-only folder"])
+def test_a_disk_fault_while_saving_keeps_the_last_round(tmp_path, monkeypatch, fault):
     import fvtui.store as store
 
     demo = load_dataset("demo")
@@ -227,11 +227,14 @@ def test_a_full_disk_while_saving_keeps_the_last_round(tmp_path, monkeypatch):
         engine.run_round()
         before = fingerprint(root, "d")
 
-        def full(*args, **kwargs):
-            raise OSError(errno.ENOSPC, "No space left on device")
+        code = errno.ENOSPC if fault == "full disk" else errno.EROFS
 
-        monkeypatch.setattr(store.os, "fsync", full)
-        with pytest.raises(store.UserError, match="No space left on device; the last saved round is intact"):
+        def fail(*args, **kwargs):
+            raise OSError(code, os.strerror(code))
+
+        # A full disk fails the first flush to disk; a read-only folder already the round's folder.
+        monkeypatch.setattr(*((store.os, "fsync") if fault == "full disk" else (store.Path, "mkdir")), fail)
+        with pytest.raises(store.UserError, match=f"{os.strerror(code)}; the last saved round is intact"):
             engine.run_round()
         monkeypatch.undo()
         assert len(session.rounds) == 1
