@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from test_app_support import demo_loader, fv_config, gated_loader, solver_children, tiny_config, wait_for, wait_state
+from test_app_support import (demo_loader, finished_session, fv_config, gated_loader, solver_children, tiny_config,
+                              wait_for, wait_state)
 from textual.widgets import Footer, Input
 from textual.widgets._footer import FooterKey
 
@@ -246,3 +247,28 @@ async def test_the_budget_form_refuses_bad_values_and_saves_nothing(store, demo,
         assert message in str(form.query_one("#form-error").render())
         await pilot.press("escape")
         assert app.screen is screen and tmp.read_bytes() == before
+
+
+async def test_the_layout_follows_the_terminal_size(store, demo):
+    """From 140x40 every panel shares the screen; below, one at a time, the chosen one kept across resizes."""
+    finished_session(store, demo, "a")
+    app = make_app(store, session=store.open("a"), loader=demo_loader(demo))
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.screen
+        await wait_state(pilot, screen, "finished")
+
+        def shown() -> list[str]:
+            return [panel.id for panel in screen.query(".panel") if panel.display]
+
+        assert shown() == ["panel-curve", "panel-table", "panel-samples", "panel-log"]
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert shown() == ["panel-curve"]
+        await pilot.press("3")
+        assert shown() == ["panel-table"] and screen.focused is screen.query_one(VerificationTable)
+        await pilot.resize_terminal(160, 45)
+        await pilot.pause()
+        assert len(shown()) == 4
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert shown() == ["panel-table"]

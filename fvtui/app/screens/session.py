@@ -71,7 +71,7 @@ class SessionScreen(Screen):
         yield StatusLine(id="status")
         yield Tabs(*(Tab(label, id=key) for key, label in PANELS), id="tabs")
         with Container(id="panels"):
-            yield LearningCurve(id="panel-curve", classes="panel -active")
+            yield LearningCurve(id="panel-curve", classes="panel")
             with Vertical(id="panel-table", classes="panel"):
                 yield Static(id="table-title", classes="panel-title")
                 yield VerificationTable(id="verification")
@@ -99,6 +99,7 @@ class SessionScreen(Screen):
     def on_resize(self) -> None:
         width, height = self.app.size
         self.set_class(width >= WIDE[0] and height >= WIDE[1], "-wide")
+        self._activate(self.query_one(Tabs).active or PANELS[0][0])
 
     @property
     def log_panel(self) -> LogPanel:
@@ -109,8 +110,11 @@ class SessionScreen(Screen):
         self._activate(event.tab.id)
 
     def _activate(self, key: str) -> None:
+        """One panel on show, or all in the wide layout. Set directly rather than through a CSS class:
+        a class change restyles the panel's whole subtree, which cost more than drawing it."""
+        wide = self.has_class("-wide")
         for panel, _ in PANELS:
-            self.query_one(f"#panel-{panel}").set_class(key == panel, "-active")
+            self.query_one(f"#panel-{panel}").display = wide or key == panel
 
     def action_panel(self, key: str) -> None:
         """Show a panel (narrow layout) and put the keyboard in it."""
