@@ -149,6 +149,8 @@ async def test_stop_discards_the_round_and_resume_redoes_it(store, demo, monkeyp
         screen = app.screen
         await wait_for(pilot, lambda: screen.query_one(StatusLine).phase == "augment", what="verification")
         assert screen.query_one(VerificationTable).live
+        curve = screen.query_one(LearningCurve)  # round 0, the initial model, is drawn while round 1 runs
+        assert curve.initial == screen.session.initial().test_accuracy and not curve.accuracies
         await pilot.press("s")
         await pilot.press("y")
         await wait_state(pilot, screen, "stopped")

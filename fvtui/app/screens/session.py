@@ -157,6 +157,8 @@ class SessionScreen(Screen):
         event = message.event
         status = self.query_one(StatusLine)
         if isinstance(event, RoundStarted):
+            if self.query_one(LearningCurve).initial is None:  # a new session's initial model is saved now
+                self._draw_curve()
             status.set_phase(event.round, "select")
             status.rounds_target = event.rounds_target
             status.pausing = self.runner.pause_requested

@@ -39,18 +39,23 @@ class LearningCurve(PlotextPlot):
             title += f" · initial {self.initial:.4f}"
         plt.title(title)
         plt.xlabel("round")
-        series = [("this session", self.accuracies)] + [(f"{n} ({aubc(a):.3f})", a) for n, a in self.overlays.items()]
-        values = [v for _, acc in series for v in acc]
-        longest = max((len(acc) for _, acc in series), default=0)
-        for label, acc in series:
-            if acc:
-                plt.plot(list(range(1, len(acc) + 1)), acc, label=label if self.overlays else None,
+        # This session's line starts at round 0, the initial model, so the chart has a point while
+        # the first round runs (minutes on real data) rather than an empty frame.
+        own = ([] if self.initial is None else [(0, self.initial)]) + list(enumerate(self.accuracies, start=1))
+        series = [("this session", own)] + [(f"{n} ({aubc(a):.3f})", list(enumerate(a, start=1)))
+                                            for n, a in self.overlays.items()]
+        values = [v for _, points in series for _, v in points]
+        first = min((r for _, points in series for r, _ in points), default=1)
+        last = max((r for _, points in series for r, _ in points), default=0)
+        for label, points in series:
+            if points:
+                plt.plot([r for r, _ in points], [v for _, v in points], label=label if self.overlays else None,
                          marker="braille")
         if values:
             low, high = min(values), max(values)
             pad = max(0.01, (high - low) * 0.1)
             plt.ylim(max(0.0, low - pad), min(1.0, high + pad))
-            plt.xlim(0.5, longest + 0.5)
-            if longest <= 12:
-                plt.xticks(list(range(1, longest + 1)))
+            plt.xlim(first - 0.5, last + 0.5)
+            if last - first < 12:
+                plt.xticks(list(range(first, last + 1)))
         self.refresh()
