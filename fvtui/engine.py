@@ -18,7 +18,8 @@ from . import model as nn_model
 from .augment import AUGMENTATIONS, AugmentContext
 from .data import Dataset
 from .errors import Cancelled, UserError
-from .events import EventSink, Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleVerified
+from .events import (EventSink, Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleVerified,
+                     SamplesQueried)
 from .records import QueriedSample, RoundRecord, SampleVerification, SyntheticBatch
 from .seeding import rng_for, seed_for
 from .store import Session, now
@@ -129,6 +130,9 @@ class Engine:
             labels = self.data.train_y[queried]
             predicted = nn_model.predict(self.model, self.data.train_x[queried])
             labeled = np.concatenate([self.labeled, queried])
+            picks = [QueriedSample(int(i), int(y), float(s), int(p))
+                     for i, y, s, p in zip(queried, labels, selection.scores, predicted)]
+        self.emit(SamplesQueried(r, tuple(picks)))
 
         with _Phase(self, r, "augment", seconds):
             needs_solver = settings.augment in AUGMENTATIONS_THAT_VERIFY
@@ -149,8 +153,7 @@ class Engine:
         self._check_cancel()
         record = RoundRecord(
             round=r, settings=settings, labeled=int(labeled.size), synthetic=sum(len(b) for b in synthetic),
-            queried=[QueriedSample(int(i), int(y), float(s), int(p))
-                     for i, y, s, p in zip(queried, labels, selection.scores, predicted)],
+            queried=picks,
             verification=result.verification, queries=result.queries, seconds=seconds,
             test_accuracy=accuracy, pool_size=int(pool_size), new_synthetic=len(result.synthetic),
             finished_at=now(),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from .config import RoundSettings
-from .records import RoundRecord, SampleVerification
+from .records import QueriedSample, RoundRecord, SampleVerification
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,14 @@ class PhaseProgress:
 
 
 @dataclass(frozen=True)
+class SamplesQueried:
+    """The round's picks and their labels, as soon as they are known (long before the round ends)."""
+
+    round: int
+    queried: tuple[QueriedSample, ...]
+
+
+@dataclass(frozen=True)
 class SampleVerified:
     round: int
     position: int  # row in the round's queried list
@@ -49,5 +57,5 @@ class Log:
     level: str = "info"  # 'info', 'warning' or 'error'
 
 
-Event = Union[RoundStarted, PhaseStarted, PhaseProgress, SampleVerified, RoundFinished, Log]
+Event = Union[RoundStarted, PhaseStarted, PhaseProgress, SamplesQueried, SampleVerified, RoundFinished, Log]
 EventSink = Callable[[Event], None]

@@ -148,7 +148,11 @@ async def test_stop_discards_the_round_and_resume_redoes_it(store, demo, monkeyp
     async with app.run_test(size=(160, 45)) as pilot:
         screen = app.screen
         await wait_for(pilot, lambda: screen.query_one(StatusLine).phase == "augment", what="verification")
-        assert screen.query_one(VerificationTable).live
+        table = screen.query_one(VerificationTable)
+        assert table.live and table.row_count == 3
+        # the picks, their labels and predictions are on show while their searches run
+        picked = [[str(cell) for cell in table.get_row_at(row)[1:5]] for row in range(3)]
+        assert all(status == "pending" for *_, status in picked)
         curve = screen.query_one(LearningCurve)  # round 0, the initial model, is drawn while round 1 runs
         assert curve.initial == screen.session.initial().test_accuracy and not curve.accuracies
         await pilot.press("s")
@@ -160,7 +164,8 @@ async def test_stop_discards_the_round_and_resume_redoes_it(store, demo, monkeyp
         await wait_state(pilot, screen, "finished")
         record = screen.session.rounds[0]
         assert [v.status for v in record.verification] == ["robust"] * 3
-        table = screen.query_one(VerificationTable)
+        classes = screen.dataset.classes
+        assert picked == [[str(q.index), classes[q.label], classes[q.predicted], "pending"] for q in record.queried]
         assert table.row_count == 3 and not table.live
         assert str(table.get_cell_at((0, 4))) == "robust"
 

@@ -18,9 +18,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static, Tab, Tabs
 
 from ...errors import UserError
-from ...events import Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleVerified
+from ...events import Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleVerified, SamplesQueried
 from ...metrics import aubc
-from ...records import RoundRecord, SyntheticBatch
+from ...records import QueriedSample, RoundRecord, SyntheticBatch
 from ..runner import EngineEvent, Failed, Loaded, Runner, StateChanged
 from ..widgets.curve import LearningCurve
 from ..widgets.footer import Footer
@@ -64,6 +64,7 @@ class SessionScreen(Screen):
         self.follow = True  # move to each round as it finishes
         self.overlays: list[str] = []
         self._synthetic: dict[int, SyntheticBatch] = {}
+        self._queried: dict[int, tuple[QueriedSample, ...]] = {}  # the running round's picks
         self._after_close: Callable[[], None] | None = None
 
     # -- layout --------------------------------------------------------------------------------
@@ -165,14 +166,15 @@ class SessionScreen(Screen):
         elif isinstance(event, PhaseStarted):
             status.set_phase(event.round, event.phase, 0, event.total)
             if event.phase == "augment" and self.follow and self.session.settings.augment == "fv":
-                self.query_one(VerificationTable).start_live(event.round, self.session.settings.query_size,
+                self.query_one(VerificationTable).start_live(event.round, self._queried.get(event.round, ()),
                                                             self.dataset.classes)
                 self._title_table(f"round {event.round} verifying · rows fill in as samples finish")
         elif isinstance(event, PhaseProgress):
             status.set_phase(event.round, event.phase, event.done, event.total)
+        elif isinstance(event, SamplesQueried):
+            self._queried = {event.round: event.queried}
         elif isinstance(event, SampleVerified):
-            label = self.dataset.classes[int(self.dataset.train_y[event.record.source])]
-            self.query_one(VerificationTable).live_sample(event.position, event.record, label)
+            self.query_one(VerificationTable).live_sample(event.position, event.record)
             if event.record.status in ("timeout", "error"):
                 self.log_panel.add(f"round {event.round} sample {event.position + 1} (#{event.record.source}): "
                                    f"{event.record.status} at eps {event.record.eps:.3f}"

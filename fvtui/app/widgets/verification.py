@@ -6,10 +6,12 @@ verifies); gradient augmentations verify nothing, so their rows count the attack
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from rich.text import Text
 from textual.widgets import DataTable
 
-from ...records import RoundRecord, SampleVerification, SyntheticBatch
+from ...records import QueriedSample, RoundRecord, SampleVerification, SyntheticBatch
 
 STATUS_STYLES = {"robust": "green", "counterexample": "yellow", "timeout": "magenta", "error": "bold red",
                  "pending": "dim"}
@@ -53,16 +55,17 @@ class VerificationTable(DataTable):
             self.add_row(str(position + 1), str(q.index), classes[q.label], classes[q.predicted], status, eps,
                          found, seconds, key=str(position))
 
-    def start_live(self, round_index: int, total: int, classes: tuple[str, ...]) -> None:
-        """Rows for a round still verifying: each fills in as its search ends."""
+    def start_live(self, round_index: int, queried: Sequence[QueriedSample], classes: tuple[str, ...]) -> None:
+        """Rows for a round still verifying, its picks already known: each fills in as its search ends."""
         self.round_index, self.live = round_index, True
         self._reset(classes)
-        for position in range(total):
-            self.add_row(str(position + 1), "", "", "", status_text("pending"), "", "", "", key=str(position))
+        for position, q in enumerate(queried):
+            self.add_row(str(position + 1), str(q.index), classes[q.label], classes[q.predicted],
+                         status_text("pending"), "", "", "", key=str(position))
 
-    def live_sample(self, position: int, v: SampleVerification, label: str) -> None:
+    def live_sample(self, position: int, v: SampleVerification) -> None:
         if not self.live or str(position) not in self.rows:
             return
-        for key, value in (("sample", str(v.source)), ("label", label), ("status", status_text(v.status)),
-                           ("eps", f"{v.eps:.3f}"), ("found", str(v.found)), ("seconds", f"{v.seconds:.1f}")):
+        for key, value in (("status", status_text(v.status)), ("eps", f"{v.eps:.3f}"), ("found", str(v.found)),
+                           ("seconds", f"{v.seconds:.1f}")):
             self.update_cell(str(position), key, value)
