@@ -17,6 +17,7 @@ from fvtui.app.widgets.previews import PreviewCard, PreviewGrid
 from fvtui.app.widgets.status import StatusLine
 from fvtui.app.widgets.verification import VerificationTable
 from fvtui.errors import UserError
+from fvtui.metrics import aubc
 from fvtui.events import RoundStarted
 from fvtui.store import SessionStore
 
@@ -279,3 +280,17 @@ async def test_the_layout_follows_the_terminal_size(store, demo):
         await pilot.resize_terminal(100, 30)
         await pilot.pause()
         assert shown() == ["panel-table"]
+
+
+async def test_the_curve_is_drawn_again_only_when_its_data_changes(store, demo):
+    finished_session(store, demo, "a")
+    app = make_app(store, session=store.open("a"), loader=demo_loader(demo))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_state(pilot, app.screen, "finished")
+        curve = app.screen.query_one(LearningCurve)
+        drawn = curve.render()
+        assert curve.render() is drawn  # a panel switch or a refresh reuses the drawing
+        curve.set_curve([*curve.accuracies, 0.9])
+        again = curve.render()
+        assert again is not drawn and again.plain != drawn.plain
+        assert "AUBC" in again.plain and f"{aubc(curve.accuracies):.4f}" in again.plain

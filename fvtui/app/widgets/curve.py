@@ -17,6 +17,8 @@ class LearningCurve(PlotextPlot):
         self.accuracies: list[float] = []
         self.initial: float | None = None
         self.overlays: dict[str, list[float]] = {}
+        self._version = 0  # bumped by every replot
+        self._drawn: tuple[object, object] = (None, None)  # (what it was drawn for, the drawing)
 
     def set_curve(self, accuracies: list[float], initial: float | None = None) -> None:
         self.accuracies = list(accuracies)
@@ -58,4 +60,13 @@ class LearningCurve(PlotextPlot):
             plt.xlim(first - 0.5, last + 0.5)
             if last - first < 12:
                 plt.xticks(list(range(first, last + 1)))
+        self._version += 1
         self.refresh()
+
+    def render(self):
+        """The last drawing while neither data, size nor theme changed: plotext builds the chart in
+        Python, and every panel switch or layout change would rebuild it."""
+        key = (self._version, self.size, self.app.theme)
+        if self._drawn[0] != key:
+            self._drawn = (key, super().render())
+        return self._drawn[1]
