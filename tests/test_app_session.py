@@ -154,12 +154,19 @@ async def test_stop_discards_the_round_and_resume_redoes_it(store, demo, monkeyp
         # the picks, their labels and predictions are on show while their searches run
         picked = [[str(cell) for cell in table.get_row_at(row)[1:5]] for row in range(3)]
         assert all(status == "pending" for *_, status in picked)
+        grid = screen.query_one(PreviewGrid)  # so are their pictures, which open only once the round is saved
+        live = [(p.round_index, p.label, p.predicted) for p in grid.previews]
+        assert [label for _, label, _ in live] == [row[1] for row in picked]
+        assert "round 1 running" in str(screen.query_one("#samples-title").render())
+        grid.query(PreviewCard).first().focus()
+        await pilot.press("enter")
+        assert app.screen is screen
         curve = screen.query_one(LearningCurve)  # round 0, the initial model, is drawn while round 1 runs
         assert curve.initial == screen.session.initial().test_accuracy and not curve.accuracies
         await pilot.press("s")
         await pilot.press("y")
         await wait_state(pilot, screen, "stopped")
-        assert not screen.session.rounds
+        assert not screen.session.rounds and not grid.previews  # the discarded picks are gone
         assert "round 1 is discarded" in log_text(screen)
         await pilot.press("p")
         await wait_state(pilot, screen, "finished")
@@ -167,6 +174,7 @@ async def test_stop_discards_the_round_and_resume_redoes_it(store, demo, monkeyp
         assert [v.status for v in record.verification] == ["robust"] * 3
         classes = screen.dataset.classes
         assert picked == [[str(q.index), classes[q.label], classes[q.predicted], "pending"] for q in record.queried]
+        assert live == [(1, classes[q.label], classes[q.predicted]) for q in record.queried]
         assert table.row_count == 3 and not table.live
         assert str(table.get_cell_at((0, 4))) == "robust"
 

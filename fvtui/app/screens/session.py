@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Static, Tab, Tabs
 from ...errors import UserError
 from ...events import Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleVerified, SamplesQueried
 from ...metrics import aubc
-from ...records import QueriedSample, RoundRecord, SyntheticBatch
+from ...records import QueriedSample, RoundRecord, SampleVerification, SyntheticBatch
 from ..runner import EngineEvent, Failed, Loaded, Runner, StateChanged
 from ..widgets.curve import LearningCurve
 from ..widgets.footer import Footer
@@ -65,6 +65,8 @@ class SessionScreen(Screen):
         self.overlays: list[str] = []
         self._synthetic: dict[int, SyntheticBatch] = {}
         self._queried: dict[int, tuple[QueriedSample, ...]] = {}  # the running round's picks
+        self._verified: dict[int, SampleVerification] = {}  # its searches so far, by position
+        self._verifying = 0  # the running round, once its fv searches have started
         self._after_close: Callable[[], None] | None = None
 
     # -- layout --------------------------------------------------------------------------------
@@ -143,6 +145,9 @@ class SessionScreen(Screen):
         self.refresh_bindings()
         if message.state in ("paused", "stopped", "finished"):
             done = len(self.session.rounds) if self.session else 0
+            self._queried, self._verified, self._verifying = {}, {}, 0
+            if self.shown_round > done:  # the picks of a discarded round
+                self._show_round(done)
             self.log_panel.add(f"{message.state} after round {done}", "success" if message.state == "finished"
                                else "warning")
         if message.state == "closed" and self._after_close is not None:
@@ -165,15 +170,18 @@ class SessionScreen(Screen):
             status.pausing = self.runner.pause_requested
         elif isinstance(event, PhaseStarted):
             status.set_phase(event.round, event.phase, 0, event.total)
-            if event.phase == "augment" and self.follow and self.session.settings.augment == "fv":
-                self.query_one(VerificationTable).start_live(event.round, self._queried.get(event.round, ()),
-                                                            self.dataset.classes)
-                self._title_table(f"round {event.round} verifying · rows fill in as samples finish")
+            if event.phase == "augment" and self.session.settings.augment == "fv":
+                self._verifying = event.round
+                if self.follow:
+                    self._show_live_table()
         elif isinstance(event, PhaseProgress):
             status.set_phase(event.round, event.phase, event.done, event.total)
         elif isinstance(event, SamplesQueried):
-            self._queried = {event.round: event.queried}
+            self._queried, self._verified = {event.round: event.queried}, {}
+            if self.follow:
+                self._show_round(event.round)
         elif isinstance(event, SampleVerified):
+            self._verified[event.position] = event.record
             self.query_one(VerificationTable).live_sample(event.position, event.record)
             if event.record.status in ("timeout", "error"):
                 self.log_panel.add(f"round {event.round} sample {event.position + 1} (#{event.record.source}): "
@@ -214,37 +222,66 @@ class SessionScreen(Screen):
         return self._synthetic[round_index]
 
     def _show_round(self, round_index: int, page: int = 0) -> None:
+        """A finished round, or the running one's picks (previews only: its table fills in live)."""
         if self.dataset is None:
             return
         self.shown_round = round_index
-        self.follow = round_index == len(self.session.rounds)
+        self.follow = round_index >= len(self.session.rounds)
         grid, table = self.query_one(PreviewGrid), self.query_one(VerificationTable)
+        classes = self.dataset.classes
+        if round_index > len(self.session.rounds):
+            queried = self._queried.get(round_index, ())
+            grid.show([Preview(round_index, i, self.dataset.train_x[q.index].numpy(), classes[q.label],
+                               classes[q.predicted], q.score, 0) for i, q in enumerate(queried)],
+                      self.dataset.image_shape, page)
+            self._title_samples()
+            if self._verifying == round_index:
+                if not (table.live and table.round_index == round_index):
+                    self._show_live_table()
+            else:
+                table.show_nothing()
+                self._title_table(f"round {round_index} running · " + (
+                    "its rows appear as verification starts" if self.session.settings.augment == "fv"
+                    else "its table shows once the round is saved"))
+            return
         if round_index == 0:
             self.query_one("#samples-title", Static).update("no finished round yet")
             self._title_table("no finished round yet")
-            table.clear(columns=True)
+            table.show_nothing()
             grid.show([], self.dataset.image_shape)
             return
         record = self.session.rounds[round_index - 1]
         synthetic = self.synthetic(round_index)
-        classes = self.dataset.classes
         previews = [Preview(round_index, i, self.dataset.train_x[q.index].numpy(), classes[q.label],
                             classes[q.predicted], q.score, int((synthetic.source == q.index).sum()))
                     for i, q in enumerate(record.queried)]
         grid.show(previews, self.dataset.image_shape, page)
         self._title_samples()
-        self.set_timer(0.01, partial(table.show_round, record, synthetic, classes))  # a frame of its own
+        self.set_timer(0.01, partial(self._fill_table, record, synthetic))  # a frame of its own
         augment = record.settings.augment
         note = ("[ ] rounds · enter inspects" if record.verification else
                 "no augmentation" if augment == "none" else f"{augment} examples, not verified")
         self._title_table(f"round {round_index} · {record.settings.strategy}+{augment} · {note}")
 
+    def _fill_table(self, record: RoundRecord, synthetic: SyntheticBatch) -> None:
+        if self.shown_round == record.round:  # unless another round came on show meanwhile
+            self.query_one(VerificationTable).show_round(record, synthetic, self.dataset.classes)
+
+    def _show_live_table(self) -> None:
+        table, round_index = self.query_one(VerificationTable), self._verifying
+        table.start_live(round_index, self._queried.get(round_index, ()), self.dataset.classes)
+        for position, record in self._verified.items():
+            table.live_sample(position, record)
+        self._title_table(f"round {round_index} verifying · rows fill in as samples finish")
+
     def _title_samples(self) -> None:
-        grid = self.query_one(PreviewGrid)
-        record = self.session.rounds[self.shown_round - 1]
-        self.query_one("#samples-title", Static).update(
-            f"round {self.shown_round}/{len(self.session.rounds)} · {len(record.queried)} queried · "
-            f"page {grid.page + 1}/{grid.pages} (, .) · rounds ([ ]) · enter inspects")
+        grid, done = self.query_one(PreviewGrid), len(self.session.rounds)
+        pages = f"page {grid.page + 1}/{grid.pages} (, .)"
+        if self.shown_round > done:
+            text = f"round {self.shown_round} running · {len(grid.previews)} queried · {pages} · inspect once saved"
+        else:
+            text = f"round {self.shown_round}/{done} · {len(grid.previews)} queried · {pages} · rounds ([ ]) · enter inspects"
+        self.query_one("#samples-title", Static).update(text)
 
     def _title_table(self, text: str) -> None:
         self.query_one("#table-title", Static).update(text)
@@ -311,10 +348,12 @@ class SessionScreen(Screen):
         self.app.push_screen(SettingsScreen(self.session, next_round), apply)
 
     def action_round(self, delta: int) -> None:
-        if self.session is None or not self.session.rounds:
+        if self.session is None:
             return
-        target = min(max(1, self.shown_round + delta), len(self.session.rounds))
-        if target != self.shown_round:
+        done = len(self.session.rounds)
+        last = done + 1 if done + 1 in self._queried else done  # the running round's picks are the newest
+        target = min(max(1, self.shown_round + delta), last)
+        if last and target != self.shown_round:
             self._show_round(target)
 
     def action_page(self, delta: int) -> None:
@@ -336,12 +375,12 @@ class SessionScreen(Screen):
         self._inspect_row(self.query_one(VerificationTable), event.cursor_row)
 
     def _inspect_row(self, table: VerificationTable, row: int) -> None:
-        if table.live:
-            self.notify("this round is still running: its samples open once it finishes")
-            return
         self.post_message(InspectRequested(table.round_index, row))
 
     def on_inspect_requested(self, message: InspectRequested) -> None:
+        if message.round_index > len(self.session.rounds):
+            self.notify("this round is still running: its samples open once it finishes")
+            return
         record = self.session.rounds[message.round_index - 1]
         try:
             screen = InspectorScreen(self.session, self.dataset, record, self.synthetic(message.round_index),

@@ -37,6 +37,10 @@ class VerificationTable(DataTable):
         for label, key, width in COLUMNS:
             self.add_column(label, key=key, width=width or names)
 
+    def show_nothing(self) -> None:
+        self.round_index, self.live = 0, False
+        self.clear(columns=True)
+
     def show_round(self, record: RoundRecord, synthetic: SyntheticBatch, classes: tuple[str, ...]) -> None:
         self.round_index, self.live = record.round, False
         by_source = {v.source: v for v in record.verification}
