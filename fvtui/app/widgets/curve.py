@@ -11,6 +11,9 @@ from textual_plotext import PlotextPlot
 from ...metrics import aubc
 
 
+OWN_COLOR = "blue+"  # plotext's colour for the first line drawn, which is this session's
+
+
 class LearningCurve(PlotextPlot):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -53,6 +56,8 @@ class LearningCurve(PlotextPlot):
             if points:
                 plt.plot([r for r, _ in points], [v for _, v in points], label=label if self.overlays else None,
                          marker="braille")
+        if own:  # the newest accuracy stands out (alone, at round 0, a braille dot is hard to see)
+            plt.scatter([own[-1][0]], [own[-1][1]], marker="●", color=OWN_COLOR)
         if values:
             low, high = min(values), max(values)
             pad = max(0.01, (high - low) * 0.1)
