@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,6 +164,17 @@ def test_report_only_remakes_the_same_files(resumed, tmp_path):
     assert "started" not in result.stdout
     for name in OUTPUTS:
         assert (out / name).read_bytes() == (resumed.results / name).read_bytes(), name
+
+
+def test_figure_gives_seed_counts_when_methods_have_different_numbers_of_seeds(resumed, tmp_path):
+    sessions = tmp_path / "sessions"
+    shutil.copytree(resumed.group, sessions / "bench-demo", ignore=shutil.ignore_patterns("results"))
+    shutil.rmtree(sessions / "bench-demo" / "margin-fgsm-s1")
+    bench(sessions, "--name", "bench-demo", "--report-only", check=0)
+    svg = (sessions / "bench-demo" / "results" / "learning_curves.svg").read_text()
+    assert "mean over 1-2 seeds per method" in svg
+    assert ", 1 seed)" in svg and ", 2 seeds)" in svg
+    assert "seeds)" not in (resumed.results / "learning_curves.svg").read_text()  # even counts: no clutter
 
 
 def test_changed_settings_are_refused(resumed):
