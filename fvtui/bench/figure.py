@@ -59,7 +59,7 @@ def learning_curves(spec: "BenchSpec", runs: list["Run"], stem: Path) -> list[Pa
         curves.append((float(np.mean(scores)), method, labeled, acc.mean(0), acc.std(0), len(members)))
     curves.sort(key=lambda c: (-c[0], c[1].label))  # legend best first
 
-    counts = sorted({c[5] for c in curves})
+    counts = sorted({c[5] for c in curves}) or [0]
     uneven = len(counts) > 1  # some methods have fewer seeds so far: say how many each has
     colors = matplotlib.colormaps["tab10"].colors
     other = {}
@@ -72,12 +72,12 @@ def learning_curves(spec: "BenchSpec", runs: list["Run"], stem: Path) -> list[Pa
         else:
             style, marker = other.setdefault(method.augment, OTHER_STYLES[len(other) % len(OTHER_STYLES)])
         ax.plot(labeled, mean, linestyle=style, marker=marker, markevery=max(1, len(labeled) // 10), markersize=4,
-                color=color, linewidth=1.6, label=f"{method.label} ({score:.3f}{f', {n} seed' + 's' * (n > 1) if uneven else ''})")
+                color=color, linewidth=1.6, label=f"{method.label} ({score:.3f}{seed_note(n) if uneven else ''})")
         if n > 1:
             ax.fill_between(labeled, mean - std, mean + std, color=color, alpha=0.12, linewidth=0)
     ax.set_xlabel("labeled samples")
     ax.set_ylabel("test accuracy")
-    over = f"{counts[0]}-{counts[-1]} seeds per method" if uneven else f"{counts[0] if counts else 0} seed(s)"
+    over = f"{counts[0]}-{counts[-1]} seeds per method" if uneven else f"{counts[0]} seed(s)"
     ax.set_title(f"{spec.dataset}: mean over {over}, band ±1 std; legend: AUBC", fontsize=10)
     ax.grid(True, alpha=0.3)
     if curves:
@@ -94,3 +94,7 @@ def learning_curves(spec: "BenchSpec", runs: list["Run"], stem: Path) -> list[Pa
                 raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
         written.append(path)
     return written
+
+
+def seed_note(n: int) -> str:
+    return f", {n} seed" + "s" * (n > 1)
