@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,8 +26,9 @@ from fvtui.store import SessionStore
 SMALL = ["--rounds", "2", "--pool-size", "500", "--epochs", "2", "--init-size", "20", "--query-size", "10"]
 METHODS = "random+none,margin+fgsm"
 SESSIONS = ["random-none-s0", "margin-fgsm-s0", "random-none-s1", "margin-fgsm-s1"]
-OUTPUTS = ["accuracy.csv", "aubc.csv", "aubc.md", "learning_curves.png", "learning_curves.svg", "diversity.csv",
-           "diversity.md", "timing.csv", "timing.md", "report.md"]
+OUTPUTS = ["accuracy.csv", "aubc.csv", "aubc.md", "learning_curves.png", "learning_curves.svg",
+           "learning_curves_by_strategy.png", "learning_curves_by_strategy.svg", "diversity.csv", "diversity.md",
+           "timing.csv", "timing.md", "report.md"]
 
 
 def command(sessions: Path, *args: str) -> list[str]:
@@ -175,6 +177,19 @@ def test_figure_gives_seed_counts_when_methods_have_different_numbers_of_seeds(r
     assert "mean over 1-2 seeds per method" in svg
     assert ", 1 seed)" in svg and ", 2 seeds)" in svg
     assert "seeds)" not in (resumed.results / "learning_curves.svg").read_text()  # even counts: no clutter
+
+
+def test_figure_by_strategy_has_one_panel_per_strategy_holding_its_methods(resumed):
+    svg = (resumed.results / "learning_curves_by_strategy.svg").read_text()
+    panels = [re.findall(r"<!-- (.*?) -->", part) for part in svg.split('id="axes_')[1:]]
+    assert len(panels) == 2  # random, margin
+    random_panel, margin_panel = panels  # the paper's strategies first
+    assert "Random" in random_panel and "margin" in margin_panel  # panel titles
+    assert any(t.startswith("Random (") for t in random_panel)
+    assert not any(t.startswith("margin+fgsm (") for t in random_panel)
+    assert any(t.startswith("margin+fgsm (") for t in margin_panel)
+    assert not any(t.startswith("Random (") for t in margin_panel)
+    assert "learning_curves_by_strategy.png" in (resumed.results / "report.md").read_text()
 
 
 def test_changed_settings_are_refused(resumed):

@@ -57,6 +57,7 @@ PAPER = (
 )
 PAPER_METHODS = tuple(Method(s, a) for _, s, a in PAPER)
 PAPER_LABELS = {f"{s}+{a}": label for label, s, a in PAPER}
+STRATEGY_LABELS = {"random": "Random", "badge": "BADGE", "dfal": "DFAL", "fvaal": "FVAAL"}  # panel titles
 
 
 def strategies() -> list[str]:

@@ -3,6 +3,7 @@
   accuracy.csv         one row per session and round: the learning curves
   aubc.csv, aubc.md    AUBC mean and std over seeds per method, best first
   learning_curves.png/.svg   one line per method (mean over seeds) with a band of one std
+  learning_curves_by_strategy.png/.svg   the same lines, one panel per strategy
   diversity.csv, .md   pairwise hidden-layer distances between each queried sample's synthetic samples
   timing.csv, .md      seconds per phase, solver queries, their outcomes and throughput, per session
   report.md            all of it on one page, with the settings
@@ -117,10 +118,11 @@ def make(spec: BenchSpec, out: Path, say: Callable[[str], None] = print) -> Outp
     aubc_md = aubc_markdown(spec, aubc_rows, incomplete)
     files.append(_write_text(out / "aubc.md", aubc_md))
 
-    from .figure import learning_curves
+    from .figure import learning_curves, learning_curves_by_strategy
 
-    figures = learning_curves(spec, [r for r in runs if r.complete], out / "learning_curves")
-    files += figures
+    complete = [r for r in runs if r.complete]
+    files += learning_curves(spec, complete, out / "learning_curves")
+    files += learning_curves_by_strategy(spec, complete, out / "learning_curves_by_strategy")
 
     div_header, div_rows = diversity_table(spec, runs)
     files.append(_write_csv(out / "diversity.csv", div_header, div_rows))
@@ -137,6 +139,7 @@ def make(spec: BenchSpec, out: Path, say: Callable[[str], None] = print) -> Outp
         page += [f"Not in the tables: {len(missing)} session(s) not started ({', '.join(missing) or '-'}), "
                  f"{len(incomplete)} unfinished ({', '.join(incomplete) or '-'}).", ""]
     page += [_strip_title(aubc_md), "", "![learning curves](learning_curves.png)", "",
+             "![learning curves by strategy](learning_curves_by_strategy.png)", "",
              _strip_title(div_md), "", _strip_title(time_md)]
     files.append(_write_text(out / "report.md", "\n".join(page)))
     return Outputs(out, files, runs, missing, incomplete)
