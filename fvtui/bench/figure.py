@@ -2,7 +2,7 @@
 
 Colour by strategy, line style and marker by augmentation, so Random / Random+FGSM-Adv /
 Random+FV-Adv read as one family and FV is told from FGSM in print too. `learning_curves` puts
-every method in one plot; `learning_curves_by_strategy` gives each strategy a panel of its own
+every method in one plot, and beside it a figure that gives each strategy a panel of its own
 (shared axes), where twelve lines would crowd one plot. Drawn on a bare matplotlib Figure (no pyplot,
 no display needed) as PNG and SVG, without dates in the files so re-made figures of the same sessions
 are byte-identical.
@@ -55,27 +55,37 @@ def strategy_color(strategy: str) -> int:
     return SPARE_COLORS[position % len(SPARE_COLORS)]
 
 
-def learning_curves(spec: "BenchSpec", runs: list["Run"], stem: Path) -> list[Path]:
-    matplotlib, Figure = _matplotlib()
+def learning_curves(spec: "BenchSpec", runs: list["Run"], out: Path) -> list[Path]:
+    """`learning_curves.*` (every method in one plot) and `learning_curves_by_strategy.*` in `out`."""
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UserError("the learning-curve figure needs matplotlib: pip install matplotlib") from None
     curves = _curves(runs)
     styles = _Styles(matplotlib, curves)
+    return (_save(matplotlib, _all_methods(Figure, spec, curves, styles), out / "learning_curves")
+            + _save(matplotlib, _by_strategy(Figure, spec, curves, styles), out / "learning_curves_by_strategy"))
+
+
+def _all_methods(Figure, spec: "BenchSpec", curves: list[Curve], styles: "_Styles"):
     fig = Figure(figsize=(7.5, 4.6), layout="constrained")
     ax = fig.add_subplot()
     for curve in curves:
         styles.draw(ax, curve)
-    _label_axes(ax)
+    ax.set_xlabel("labeled samples")
+    ax.set_ylabel("test accuracy")
+    ax.grid(True, alpha=0.3)
     ax.set_title(f"{spec.dataset}: {styles.over}, band ±1 std; legend: AUBC", fontsize=10)
     if curves:
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
-    return _save(matplotlib, fig, stem)
+    return fig
 
 
-def learning_curves_by_strategy(spec: "BenchSpec", runs: list["Run"], stem: Path) -> list[Path]:
-    matplotlib, Figure = _matplotlib()
-    curves = _curves(runs)
-    styles = _Styles(matplotlib, curves)
-    order = list(PAPER_COLORS) + [s for s in strategies() if s not in PAPER_COLORS]
-    panels = sorted({c.method.strategy for c in curves}, key=lambda s: (order.index(s) if s in order else len(order), s))
+def _by_strategy(Figure, spec: "BenchSpec", curves: list[Curve], styles: "_Styles"):
+    present = {c.method.strategy for c in curves}
+    order = list(PAPER_COLORS) + strategies()  # the paper's first, then the registry's sorted names
+    panels = list(dict.fromkeys(s for s in order if s in present)) + sorted(present - set(order))
     cols = 1 if len(panels) < 2 else 2 if len(panels) <= 4 else 3
     rows = max(1, math.ceil(len(panels) / cols))
     fig = Figure(figsize=(3.9 * cols, 3.0 * rows + 0.4), layout="constrained")
@@ -94,20 +104,11 @@ def learning_curves_by_strategy(spec: "BenchSpec", runs: list["Run"], stem: Path
     for ax in axes[::cols]:
         ax.set_ylabel("test accuracy")
     fig.suptitle(f"{spec.dataset} by strategy: {styles.over}, band ±1 std; legend: AUBC", fontsize=10)
-    return _save(matplotlib, fig, stem)
+    return fig
 
 
 def seed_note(n: int) -> str:
     return f", {n} seed" + "s" * (n > 1)
-
-
-def _matplotlib():
-    try:
-        import matplotlib
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise UserError("the learning-curve figure needs matplotlib: pip install matplotlib") from None
-    return matplotlib, Figure
 
 
 def _curves(runs: list["Run"]) -> list[Curve]:
@@ -150,12 +151,6 @@ class _Styles:
         if curve.seeds > 1:
             ax.fill_between(curve.labeled, curve.mean - curve.std, curve.mean + curve.std, color=color, alpha=0.12,
                             linewidth=0)
-
-
-def _label_axes(ax) -> None:
-    ax.set_xlabel("labeled samples")
-    ax.set_ylabel("test accuracy")
-    ax.grid(True, alpha=0.3)
 
 
 def _save(matplotlib, fig, stem: Path) -> list[Path]:

@@ -118,11 +118,9 @@ def make(spec: BenchSpec, out: Path, say: Callable[[str], None] = print) -> Outp
     aubc_md = aubc_markdown(spec, aubc_rows, incomplete)
     files.append(_write_text(out / "aubc.md", aubc_md))
 
-    from .figure import learning_curves, learning_curves_by_strategy
+    from .figure import learning_curves
 
-    complete = [r for r in runs if r.complete]
-    files += learning_curves(spec, complete, out / "learning_curves")
-    files += learning_curves_by_strategy(spec, complete, out / "learning_curves_by_strategy")
+    files += learning_curves(spec, [r for r in runs if r.complete], out)
 
     div_header, div_rows = diversity_table(spec, runs)
     files.append(_write_csv(out / "diversity.csv", div_header, div_rows))
