@@ -168,6 +168,26 @@ def test_report_only_remakes_the_same_files(resumed, tmp_path):
         assert (out / name).read_bytes() == (resumed.results / name).read_bytes(), name
 
 
+def test_unfinished_sessions_stay_out_of_every_table(resumed, tmp_path):
+    group = tmp_path / "bench-demo"
+    shutil.copytree(resumed.group, group, ignore=shutil.ignore_patterns("results"))
+    shutil.rmtree(group / "margin-fgsm-s1" / "rounds" / "0002")  # as if stopped after round 1
+    out = tmp_path / "out"
+    bench(tmp_path, "--name", "bench-demo", "--report-only", "--out", str(out), check=0)
+
+    accuracy = read_csv(out / "accuracy.csv")
+    assert [r["round"] for r in accuracy if r["session"] == "margin-fgsm-s1"] == ["1"]  # its curve so far
+    aubc_rows = {r["method"]: r for r in read_csv(out / "aubc.csv")}
+    assert (aubc_rows["margin+fgsm"]["seeds"], aubc_rows["margin+fgsm"]["seed_list"]) == ("1", "0")
+    assert aubc_rows["random+none"]["seeds"] == "2"
+    diversity = read_csv(out / "diversity.csv")
+    assert [(r["method"], r["sessions"]) for r in diversity] == [("margin+fgsm", "1")]
+    whole = read_csv(resumed.results / "diversity.csv")[0]
+    assert int(diversity[0]["pairs"]) < int(whole["pairs"])
+    assert sorted(r["session"] for r in read_csv(out / "timing.csv")) == sorted(set(SESSIONS) - {"margin-fgsm-s1"})
+    assert "1 unfinished (margin-fgsm-s1)" in (out / "report.md").read_text()
+
+
 def test_figure_gives_seed_counts_when_methods_have_different_numbers_of_seeds(resumed, tmp_path):
     sessions = tmp_path / "sessions"
     shutil.copytree(resumed.group, sessions / "bench-demo", ignore=shutil.ignore_patterns("results"))

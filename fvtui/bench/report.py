@@ -1,12 +1,13 @@
 """A benchmark's outputs, made from its saved sessions only (so --report-only remakes them exactly).
 
-  accuracy.csv         one row per session and round: the learning curves
+  accuracy.csv         one row per saved round of every session, unfinished ones too: the learning curves
   aubc.csv, aubc.md    AUBC mean and std over seeds per method, best first
   learning_curves.png/.svg   one line per method (mean over seeds) with a band of one std
   learning_curves_by_strategy.png/.svg   the same lines, one panel per strategy
   diversity.csv, .md   pairwise hidden-layer distances between each queried sample's synthetic samples
   timing.csv, .md      seconds per phase, solver queries, their outcomes and throughput, per session
   report.md            all of it on one page, with the settings
+The tables and figures take finished sessions only, so every row compares whole sessions.
 """
 
 from __future__ import annotations
@@ -111,23 +112,24 @@ def make(spec: BenchSpec, out: Path, say: Callable[[str], None] = print) -> Outp
         raise UserError(f"cannot write to {out}: {exc.strerror or exc}") from None
     files: list[Path] = []
     incomplete = [r.name for r in runs if not r.complete]
+    finished = [r for r in runs if r.complete]  # every table compares whole sessions only
 
     files.append(_write_csv(out / "accuracy.csv", *accuracy_table(runs)))
-    aubc_header, aubc_rows = aubc_table(runs)
+    aubc_header, aubc_rows = aubc_table(finished)
     files.append(_write_csv(out / "aubc.csv", aubc_header, aubc_rows))
     aubc_md = aubc_markdown(spec, aubc_rows, incomplete)
     files.append(_write_text(out / "aubc.md", aubc_md))
 
     from .figure import learning_curves
 
-    files += learning_curves(spec, [r for r in runs if r.complete], out)
+    files += learning_curves(spec, finished, out)
 
-    div_header, div_rows = diversity_table(spec, runs)
+    div_header, div_rows = diversity_table(spec, finished)
     files.append(_write_csv(out / "diversity.csv", div_header, div_rows))
     div_md = diversity_markdown(div_rows)
     files.append(_write_text(out / "diversity.md", div_md))
 
-    time_header, time_rows = timing_table(runs)
+    time_header, time_rows = timing_table(finished)
     files.append(_write_csv(out / "timing.csv", time_header, time_rows))
     time_md = timing_markdown(time_header, time_rows)
     files.append(_write_text(out / "timing.md", time_md))
@@ -154,7 +156,7 @@ def accuracy_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
 def aubc_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
     header = ["rank", "dataset", "method", "label", "seeds", "aubc_mean", "aubc_std", "final_accuracy_mean",
               "final_accuracy_std", "rounds", "seed_list"]
-    groups = _by_method([r for r in runs if r.complete])
+    groups = _by_method(runs)
     rows = []
     for method, members in groups.items():
         scores = np.array([aubc(r.accuracies) for r in members])
