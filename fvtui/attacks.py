@@ -10,13 +10,14 @@ import torch.nn.functional as F
 from .model import MLP, logits
 
 CHUNK = 2048
+LEGACY_NUDGE = 1e-4  # DeepFool's extra step length under fvtui 0.1's protocol
 
 
 @dataclass(frozen=True)
 class FgsmSearch:
-    eps: torch.Tensor  # (n,) smallest flipping eps found (1.0 where even eps 1 does not flip)
-    adversarial: torch.Tensor  # (n, d) the FGSM example at that eps
-    flips: torch.Tensor  # (n,) bool: the example really changes the prediction
+    eps: torch.Tensor  # (n,) the flipping eps found (see fgsm_min_eps)
+    adversarial: torch.Tensor  # (n, d) the FGSM example at the smallest eps seen to flip
+    flips: torch.Tensor  # (n,) bool: whether that example exists and changes the prediction
 
 
 def fgsm_direction(model: MLP, x: torch.Tensor) -> torch.Tensor:
@@ -37,8 +38,13 @@ def fgsm_examples(x: torch.Tensor, direction: torch.Tensor, eps: torch.Tensor) -
     return (x + eps.reshape(-1, *([1] * (x.dim() - 1))) * direction).clamp_(0.0, 1.0)
 
 
-def fgsm_min_eps(model: MLP, x: torch.Tensor, precision: float = 5e-4) -> FgsmSearch:
-    """Binary search on [0, 1], all samples at once, for the smallest FGSM step that flips the prediction."""
+def fgsm_min_eps(model: MLP, x: torch.Tensor, precision: float = 5e-4, legacy: bool = False) -> FgsmSearch:
+    """Binary search on [0, 1], all samples at once, for the smallest FGSM step that flips the prediction.
+
+    As the authors' get_epsilon_FGSM: the eps reported is the midpoint of the final bracket, and
+    the example is the one at its upper end, which exists only if some tested step flipped. The
+    legacy protocol reported the upper end and re-tested the example (at eps 1 when none flipped).
+    """
     direction = fgsm_direction(model, x)
     original = logits(model, x).argmax(1)
     lo = torch.zeros(x.shape[0])
@@ -49,8 +55,9 @@ def fgsm_min_eps(model: MLP, x: torch.Tensor, precision: float = 5e-4) -> FgsmSe
         hi = torch.where(flips, mid, hi)
         lo = torch.where(flips, lo, mid)
     adversarial = fgsm_examples(x, direction, hi)
-    flips = logits(model, adversarial).argmax(1) != original
-    return FgsmSearch(hi, adversarial, flips)
+    if legacy:
+        return FgsmSearch(hi, adversarial, logits(model, adversarial).argmax(1) != original)
+    return FgsmSearch((lo + hi) / 2, adversarial, hi < 1.0)
 
 
 @dataclass(frozen=True)
@@ -81,27 +88,34 @@ def logits_and_jacobian(model: MLP, x: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 @torch.no_grad()
-def deepfool(model: MLP, x: torch.Tensor, max_iter: int = 20, overshoot: float = 0.02) -> DeepFoolResult:
-    """Multi-class DeepFool (Moosavi-Dezfooli et al.), batched: each sample stops once its label flips."""
+def deepfool(model: MLP, x: torch.Tensor, max_iter: int = 20, overshoot: float = 0.02, nudge: float = 0.0,
+             tol: float = 1e-6) -> DeepFoolResult:
+    """Multi-class DeepFool (Moosavi-Dezfooli et al.), batched: each sample stops once its label flips.
+
+    The step is the authors' (deep_fool_sampling.py): |f| / ||w||^2 * w, and a sample whose step
+    falls below `tol` stops. The legacy protocol added `nudge` = 1e-4 to each step's length, as
+    the original DeepFool paper's code does.
+    """
     model.eval()
     perts, iters = [], []
     for i in range(0, x.shape[0], CHUNK):
-        p, it = _deepfool_chunk(model, x[i:i + CHUNK], max_iter, overshoot)
+        p, it = _deepfool_chunk(model, x[i:i + CHUNK], max_iter, overshoot, nudge, tol)
         perts.append(p)
         iters.append(it)
     perturbation = torch.cat(perts)
     return DeepFoolResult(perturbation, x + perturbation, torch.cat(iters))
 
 
-def _deepfool_chunk(model: MLP, x0: torch.Tensor, max_iter: int, overshoot: float):
+def _deepfool_chunk(model: MLP, x0: torch.Tensor, max_iter: int, overshoot: float, nudge: float, tol: float):
     n = x0.shape[0]
     rows = torch.arange(n)
     r_tot = torch.zeros_like(x0)
     iterations = torch.zeros(n, dtype=torch.int64)
     out, jac = logits_and_jacobian(model, x0)
     k0 = out.argmax(1)
+    stalled = torch.zeros(n, dtype=torch.bool)
     for _ in range(max_iter):
-        active = out.argmax(1) == k0
+        active = (out.argmax(1) == k0) & ~stalled
         if not active.any():
             break
         f = out - out[rows, k0].unsqueeze(1)
@@ -110,9 +124,10 @@ def _deepfool_chunk(model: MLP, x0: torch.Tensor, max_iter: int, overshoot: floa
         pert = f.abs() / (w_norm + 1e-8)
         pert[rows, k0] = float("inf")
         best = pert.argmin(1)
-        step = (pert[rows, best] + 1e-4) / (w_norm[rows, best] + 1e-8)
+        step = (pert[rows, best] + nudge) / (w_norm[rows, best] + 1e-8)
         r_i = step.unsqueeze(1) * w[rows, best]
         r_tot += r_i * active.unsqueeze(1)
         iterations += active.long()
+        stalled |= active & (r_i.norm(dim=1) < tol)
         out, jac = logits_and_jacobian(model, x0 + (1 + overshoot) * r_tot)
     return (1 + overshoot) * r_tot, iterations

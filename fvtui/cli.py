@@ -35,8 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--rounds", type=int, default=20)
     new.add_argument("--init-size", type=int, default=50)
     new.add_argument("--epochs", type=int, default=10)
-    new.add_argument("--hidden", default="128", help="hidden layer widths, e.g. 128 or 100,100")
+    new.add_argument("--hidden", default="32", help="hidden layer widths, e.g. 32 (default) or 100,100")
     new.add_argument("--seed", type=int, default=0)
+    new.add_argument("--train-initial", action="store_true",
+                     help="train every round on the initial labeled samples too (the protocol uses them only "
+                          "for the initial network)")
+    new.add_argument("--init", default="glorot", help="weight initialisation: glorot (Keras', the protocol) or "
+                                                      "torch (nn.Linear's)")
     _add_settings(new, defaults=True)
     _add_run_flags(new)
 
@@ -76,8 +81,8 @@ def _add_settings(p: argparse.ArgumentParser, defaults: bool) -> None:
         return getattr(d, name) if d else None
 
     p.add_argument("--strategy", default=default("strategy"),
-                   help="random, entropy, margin, badge, coreset, dfal or fvaal")
-    p.add_argument("--augment", default=default("augment"), help="none, deepfool, fgsm or fv")
+                   help="random, entropy, margin, badge, coreset, dfal or fvaal (default: fvaal)")
+    p.add_argument("--augment", default=default("augment"), help="none, deepfool, fgsm or fv (default: fv)")
     p.add_argument("--query-size", type=int, default=default("query_size"))
     p.add_argument("--pool-size", type=int, default=default("pool_size"))
     p.add_argument("--advs-per-sample", type=int, default=default("advs_per_sample"),
@@ -86,7 +91,7 @@ def _add_settings(p: argparse.ArgumentParser, defaults: bool) -> None:
                    help="first L-inf radius of the fv search (fvaal: its FGSM eps + eps-step)")
     p.add_argument("--eps-step", type=float, default=default("eps_step"))
     p.add_argument("--verify-timeout", type=float, default=default("verify_timeout"),
-                   help="seconds per solver query")
+                   help="seconds per solver query (default: 1800, the authors' budget)")
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -144,7 +149,8 @@ def _new(store, args: argparse.Namespace) -> int:
 
     settings = RoundSettings(**{k: getattr(args, k) for k in SETTING_FLAGS})
     config = SessionConfig(dataset=args.dataset, seed=args.seed, rounds=args.rounds, init_size=args.init_size,
-                           hidden=parse_hidden(args.hidden), epochs=args.epochs, settings=settings).validate()
+                           hidden=parse_hidden(args.hidden), epochs=args.epochs, settings=settings,
+                           train_initial=args.train_initial, init=args.init).validate()
     name = args.name or store.unique_name(f"{config.dataset}-{settings.strategy}-{settings.augment}-s{config.seed}")
     store.path(name)
     if store.exists(name):

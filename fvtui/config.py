@@ -10,20 +10,32 @@ from .errors import UserError
 from .registry import plugin_names
 
 DATASETS = ("mnist", "fashionmnist", "cifar10", "demo")
+INITS = ("glorot", "torch")
+
+# Protocol versions a session can record. 2 follows the authors' code (PROTOCOL.md, corrected
+# 2026-12-01); 1 is what fvtui 0.1 ran, kept so that its sessions resume exactly as they began.
+PROTOCOL = 2
+LEGACY_PROTOCOL = 1
+PROTOCOL_NAMES = {
+    LEGACY_PROTOCOL: "fvtui 0.1's: initial samples in every training set, torch init, FGSM and FV starts of its own",
+    PROTOCOL: "the authors' code: rounds train on queried samples only, Keras init, their FGSM grid and FV starts",
+}
+# What a session file without a "protocol" key ran with (fvtui 0.1).
+_LEGACY_CONFIG = {"protocol": LEGACY_PROTOCOL, "train_initial": True, "init": "torch", "adam_eps": 1e-8}
 
 
 @dataclass(frozen=True)
 class RoundSettings:
     """The knobs a person may turn between rounds; every round records the ones it ran with."""
 
-    strategy: str = "random"
-    augment: str = "none"
+    strategy: str = "fvaal"  # the paper's own technique, so a new session shows the verifier at work
+    augment: str = "fv"
     query_size: int = 50
     pool_size: int = 10_000
     advs_per_sample: int = 10  # k synthetic samples per queried sample
-    eps_start: float = 0.06  # first L-inf radius of the fv search (fvaal: its FGSM eps + eps_step)
+    eps_start: float = 0.06  # first L-inf radius of the fv search (fvaal/dfal: their attack's size + eps_step)
     eps_step: float = 0.05
-    verify_timeout: float = 30.0  # seconds per solver query
+    verify_timeout: float = 1800.0  # seconds per solver query: the authors' budget
 
     def validate(self) -> "RoundSettings":
         strategies, augmentations = plugin_names("fvtui.strategies"), plugin_names("fvtui.augment")
@@ -53,11 +65,19 @@ class SessionConfig:
     seed: int = 0
     rounds: int = 20  # target; may be raised or lowered between rounds
     init_size: int = 50
-    hidden: tuple[int, ...] = (128,)
+    hidden: tuple[int, ...] = (32,)
     epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3
     settings: RoundSettings = field(default_factory=RoundSettings)  # what round 1 starts with
+    train_initial: bool = False  # the protocol trains rounds on queried samples only; own data wants its first labels
+    init: str = "glorot"  # Keras' Dense default, as the authors' network; "torch" is nn.Linear's
+    adam_eps: float = 1e-7  # Keras' Adam default
+    protocol: int = PROTOCOL
+
+    @property
+    def legacy(self) -> bool:
+        return self.protocol == LEGACY_PROTOCOL
 
     def validate(self) -> "SessionConfig":
         if self.dataset not in DATASETS:
@@ -72,6 +92,12 @@ class SessionConfig:
         _check_int("epochs", self.epochs, 1, 10_000)
         _check_int("batch size", self.batch_size, 1, 100_000)
         _check_float("learning rate", self.lr, 0.0, 10.0, low_open=True)
+        if self.init not in INITS:
+            raise UserError(f"unknown initialisation '{self.init}'; choose one of: {', '.join(INITS)}")
+        _check_float("Adam eps", self.adam_eps, 0.0, 1.0, low_open=True)
+        if self.protocol not in (LEGACY_PROTOCOL, PROTOCOL):
+            raise UserError(f"unknown protocol {self.protocol}; this fvtui runs protocols {LEGACY_PROTOCOL} "
+                            f"and {PROTOCOL}")
         self.settings.validate()
         return self
 
@@ -81,9 +107,15 @@ class SessionConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SessionConfig":
         data = dict(data)
+        data = with_protocol(data)
         data["hidden"] = tuple(data["hidden"])
         data["settings"] = RoundSettings(**data["settings"])
         return cls(**data)
+
+
+def with_protocol(flat: dict[str, Any]) -> dict[str, Any]:
+    """Configuration keys written before protocols were recorded (fvtui 0.1) get that release's values."""
+    return flat if "protocol" in flat else {**flat, **_LEGACY_CONFIG}
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:

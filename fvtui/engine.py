@@ -3,6 +3,9 @@
 The engine knows nothing of any UI: it reads and commits through a `Session`, and reports through
 events. Every random choice comes from (seed, round, purpose), and every round retrains from the
 saved initial weights, so a resumed session replays an uninterrupted one exactly.
+
+As in the authors' main.py, the initial labeled samples train only the initial network: a round
+trains on the samples queried so far plus every synthetic sample (unless `train_initial`).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class Engine:
                 raise UserError(f"initial labeled size {cfg.init_size} must be below the {n} training samples")
             labeled = np.sort(rng_for(cfg.seed, 0, "initial").choice(n, cfg.init_size, replace=False))
             net = nn_model.new_model(self.data.num_features, cfg.hidden, self.data.num_classes,
-                                     seed_for(cfg.seed, 0, "weights"))
+                                     seed_for(cfg.seed, 0, "weights"), init=cfg.init)
             self._train(net, labeled, SyntheticBatch.empty(self.data.num_features), round_index=0)
             accuracy = nn_model.accuracy(net, self.data.test_x, self.data.test_y)
             self.session.save_initial(labeled, nn_model.state_to_numpy(net), accuracy)
@@ -121,8 +124,8 @@ class Engine:
                 raise UserError(f"only {unlabeled.size} unlabeled samples are left, fewer than the query size "
                                 f"{settings.query_size}")
             pool = rng_for(cfg.seed, r, "pool").choice(unlabeled, pool_size, replace=False)
-            context = SelectionContext(self.model, self.data.train_x[pool], self.data.train_x[self.labeled],
-                                       rng_for(cfg.seed, r, "strategy"))
+            context = SelectionContext(self.model, self.data.train_x[pool], self.data.train_x[self._trained_on()],
+                                       rng_for(cfg.seed, r, "strategy"), legacy=cfg.legacy)
             selection = STRATEGIES[settings.strategy](context, settings.query_size)
             queried = pool[selection.positions]
 
@@ -139,13 +142,13 @@ class Engine:
             result = AUGMENTATIONS[settings.augment](AugmentContext(
                 model=self.model, x=self.data.train_x[queried], y=labels, source=queried, selection=selection,
                 settings=settings, solver=self.solver if needs_solver else None, cancel=self.cancel,
-                on_sample=self._progress_reporter(r, settings.query_size),
+                on_sample=self._progress_reporter(r, settings.query_size), legacy=cfg.legacy,
             ))
 
         with _Phase(self, r, "train", seconds):
             synthetic = [*self.synthetic, result.synthetic]
-            model = self._train(self._load_model(0), labeled, SyntheticBatch.concat(synthetic,
-                                self.data.num_features), round_index=r)
+            model = self._train(self._load_model(0), self._trained_on(labeled), SyntheticBatch.concat(
+                                synthetic, self.data.num_features), round_index=r)
 
         with _Phase(self, r, "evaluate", seconds):
             accuracy = nn_model.accuracy(model, self.data.test_x, self.data.test_y)
@@ -163,12 +166,19 @@ class Engine:
         self.emit(RoundFinished(record))
         return record
 
+    def _trained_on(self, labeled: np.ndarray | None = None) -> np.ndarray:
+        """The labeled samples a round trains on: the queried ones, and the initial ones if asked."""
+        labeled = self.labeled if labeled is None else labeled
+        if self.session.config.train_initial:
+            return labeled
+        return labeled[self.initial.labeled.size:]
+
     def _train(self, net: nn_model.MLP, labeled: np.ndarray, synthetic: SyntheticBatch, round_index: int):
         cfg = self.session.config
         x = torch.cat([self.data.train_x[labeled], torch.from_numpy(synthetic.x)])
         y = torch.cat([self.data.train_y[labeled], torch.from_numpy(synthetic.y)])
         return nn_model.train(net, x, y, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                              seed=seed_for(cfg.seed, round_index, "train"))
+                              seed=seed_for(cfg.seed, round_index, "train"), adam_eps=cfg.adam_eps)
 
     def _progress_reporter(self, r: int, total: int) -> Callable[[int, SampleVerification], None]:
         done = 0

@@ -34,18 +34,29 @@ class MLP(nn.Module):
         return [m for m in self.layers if isinstance(m, nn.Linear)]
 
 
-def new_model(input_size: int, hidden: tuple[int, ...], num_classes: int, seed: int) -> MLP:
-    """A freshly initialised MLP whose weights depend only on `seed` (global RNG left untouched)."""
+def new_model(input_size: int, hidden: tuple[int, ...], num_classes: int, seed: int, init: str = "glorot") -> MLP:
+    """A freshly initialised MLP whose weights depend only on `seed` (global RNG left untouched).
+
+    "glorot" is Keras' Dense default, which the authors' network used: Glorot-uniform weights and
+    zero biases. "torch" keeps nn.Linear's own (Kaiming-uniform) initialisation.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MLP(input_size, hidden, num_classes)
+        model = MLP(input_size, hidden, num_classes)
+        if init == "glorot":
+            with torch.no_grad():
+                for layer in model.linears:
+                    nn.init.xavier_uniform_(layer.weight)
+                    if layer.bias is not None:
+                        layer.bias.zero_()
+        return model
 
 
 def train(model: MLP, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int, lr: float,
-          seed: int) -> MLP:
+          seed: int, adam_eps: float = 1e-7) -> MLP:
     """Adam on cross-entropy over shuffled mini-batches; the order depends only on `seed`."""
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, eps=adam_eps)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     n = x.shape[0]
@@ -63,6 +74,8 @@ def train(model: MLP, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_si
 @torch.no_grad()
 def logits(model: MLP, x: torch.Tensor) -> torch.Tensor:
     model.eval()
+    if x.shape[0] == 0:
+        return model(x)
     return torch.cat([model(x[i:i + EVAL_CHUNK]) for i in range(0, x.shape[0], EVAL_CHUNK)])
 
 

@@ -60,6 +60,7 @@ class SampleVerification:
     queries: int
     seconds: float  # solver time summed over its queries
     message: str = ""
+    query_seconds: list[float] = field(default_factory=list)  # each query's solver time, in order
 
 
 @dataclass

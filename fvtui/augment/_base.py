@@ -22,11 +22,12 @@ class AugmentContext:
     x: torch.Tensor  # (n, d) queried samples
     y: torch.Tensor  # (n,) their oracle labels
     source: np.ndarray  # (n,) their dataset indices
-    selection: Selection  # carries fvaal's FGSM examples
+    selection: Selection  # its anchor: the strategy's own adversarial examples (fvaal, dfal)
     settings: RoundSettings
     solver: object | None = None  # fvtui.verify.SolverPool, for augmentations that verify
     cancel: threading.Event | None = None
     on_sample: Callable[[int, SampleVerification], None] = lambda i, record: None
+    legacy: bool = False  # the session runs fvtui 0.1's protocol (config.LEGACY_PROTOCOL)
 
 
 @dataclass
@@ -41,14 +42,17 @@ AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation")
 
 
 def batch_from(ctx: AugmentContext, x: torch.Tensor, keep: torch.Tensor, rows: torch.Tensor, eps: torch.Tensor,
-               origin: str) -> SyntheticBatch:
-    """Synthetic samples x[keep], each labeled with its source row's oracle label."""
+               origin: str | np.ndarray) -> SyntheticBatch:
+    """Synthetic samples x[keep] (a mask, or indices in the order wanted), each labeled with its
+    source row's oracle label; `origin` is one name for all or one per row of x."""
     from ..model import predict
 
     x, rows, eps = x[keep], rows[keep], eps[keep]
+    if not isinstance(origin, str):
+        origin = np.asarray(origin)[keep.numpy()]
     return SyntheticBatch(
         x=x.numpy().astype(np.float32), y=ctx.y[rows].numpy().astype(np.int64),
         source=ctx.source[rows.numpy()].astype(np.int64), eps=eps.numpy().astype(np.float64),
         predicted=predict(ctx.model, x).numpy().astype(np.int64), seconds=np.zeros(len(rows)),
-        origin=np.full(len(rows), origin, dtype="<U8"),
+        origin=np.full(len(rows), origin, dtype="<U8") if isinstance(origin, str) else origin.astype("<U8"),
     )

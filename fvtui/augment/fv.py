@@ -1,8 +1,13 @@
 """FV-Adv: counterexamples from Marabou around each queried sample (PROTOCOL.md, `fv`).
 
 The search itself runs in the solver pool's worker processes; this side prepares the tasks (the
-runner-up class, the start eps, fvaal's FGSM example as the first of the k) and re-checks every
-counterexample with the torch network, training only on those that really change its prediction.
+runner-up class, the start eps, the strategy's anchor as the first of the k) and re-checks every
+solver counterexample with the torch network, training only on those that really change its
+prediction (the authors' code does not re-check; the drops are counted as spurious).
+
+Start, as the authors' get_advs.py: with an anchor (fvaal's FGSM example, dfal's DeepFool example)
+the search starts at its size (FGSM eps or DeepFool L2 norm) + eps_step, or at eps_start when that
+size is above 0.5 or there is no example; the anchor counts as the first of the k, unchecked.
 """
 
 from __future__ import annotations
@@ -22,22 +27,36 @@ def sample_status(result: SearchResult, kept: int) -> str:
     return {"sat": "counterexample"}.get(result.status, result.status)
 
 
+ANCHOR_MAX_SIZE = 0.5  # a larger FGSM eps or DeepFool norm starts the search at eps_start instead
+
+
+def start_of(ctx: AugmentContext, row: int) -> tuple[float, tuple[np.ndarray, ...]]:
+    """The first eps of a sample's search and its seeds (counterexamples it starts with)."""
+    settings, anchor = ctx.settings, ctx.selection.anchor
+    if ctx.legacy:  # fvtui 0.1: only fvaal's anchor, capped at 1, seeded only if it flips
+        if anchor is None or anchor.kind != "fgsm":
+            return settings.eps_start, ()
+        seeds = (anchor.x[row],) if anchor.present[row] else ()
+        return min(1.0, float(anchor.size[row]) + settings.eps_step), seeds
+    if anchor is None or not anchor.present[row]:
+        return settings.eps_start, ()
+    size = float(anchor.size[row])
+    eps_start = size + settings.eps_step if size <= ANCHOR_MAX_SIZE else settings.eps_start
+    return eps_start, (anchor.x[row],)
+
+
 @AUGMENTATIONS.register("fv")
 def fv(ctx: AugmentContext) -> AugmentResult:
-    settings, selection = ctx.settings, ctx.selection
+    settings = ctx.settings
     scores = logits(ctx.model, ctx.x)
     top2 = scores.topk(2, dim=1).indices.numpy()
     net = to_network(ctx.model)
     tasks = []
     for row in range(ctx.x.shape[0]):
-        seeds, eps_start = (), settings.eps_start
-        if selection.fgsm_eps is not None:  # fvaal: start one step above the FGSM eps, from its example
-            eps_start = min(1.0, float(selection.fgsm_eps[row]) + settings.eps_step)
-            if selection.fgsm_flips[row]:
-                seeds = (selection.fgsm_x[row],)
+        eps_start, seeds = start_of(ctx, row)
         tasks.append(SearchTask(net=net, x=ctx.x[row].numpy(), target=int(top2[row, 0]), runner_up=int(top2[row, 1]),
                                 k=settings.advs_per_sample, eps_start=eps_start, eps_step=settings.eps_step,
-                                timeout=settings.verify_timeout, seeds=seeds))
+                                timeout=settings.verify_timeout, seeds=seeds, legacy=ctx.legacy))
 
     kept_rows: list[tuple[int, object]] = []
     verification: list[SampleVerification | None] = [None] * len(tasks)
@@ -49,7 +68,8 @@ def fv(ctx: AugmentContext) -> AugmentResult:
         confirmed = []
         if points:
             predicted = logits(ctx.model, torch.from_numpy(np.stack([ce.x for ce in points]))).argmax(1).numpy()
-            confirmed = [ce for ce, p in zip(points, predicted) if p != tasks[row].target]
+            confirmed = [ce for ce, p in zip(points, predicted)
+                         if p != tasks[row].target or (ce.source == "seed" and not ctx.legacy)]
         rejected = len(points) - len(confirmed)
         kept_rows.extend((row, ce) for ce in confirmed)
         statuses = [q.status for q in result.queries]
@@ -59,7 +79,8 @@ def fv(ctx: AugmentContext) -> AugmentResult:
         record = SampleVerification(
             source=int(ctx.source[row]), status=sample_status(result, len(confirmed)), eps=float(result.final_eps),
             found=len(confirmed), spurious=statuses.count("spurious") + rejected, queries=len(result.queries),
-            seconds=round(result.solver_seconds, 4), message=result.message)
+            seconds=round(result.solver_seconds, 4), message=result.message,
+            query_seconds=[round(q.seconds, 3) for q in result.queries])
         verification[row] = record
         ctx.on_sample(row, record)
 
@@ -68,12 +89,13 @@ def fv(ctx: AugmentContext) -> AugmentResult:
     if not kept_rows:
         return AugmentResult(SyntheticBatch.empty(ctx.x.shape[1]), verification, counts)
     rows = np.array([row for row, _ in kept_rows])
+    seed_origin = ctx.selection.anchor.kind if ctx.selection.anchor is not None else "seed"
     x = np.stack([ce.x for _, ce in kept_rows]).astype(np.float32)
     batch = SyntheticBatch(
         x=x, y=ctx.y.numpy()[rows].astype(np.int64), source=ctx.source[rows].astype(np.int64),
         eps=np.array([ce.eps for _, ce in kept_rows]),
         predicted=logits(ctx.model, torch.from_numpy(x)).argmax(1).numpy().astype(np.int64),
         seconds=np.array([ce.seconds for _, ce in kept_rows]),
-        origin=np.array(["fgsm" if ce.source == "seed" else "marabou" for _, ce in kept_rows], dtype="<U8"),
+        origin=np.array([seed_origin if ce.source == "seed" else "marabou" for _, ce in kept_rows], dtype="<U8"),
     )
     return AugmentResult(batch, verification, counts)

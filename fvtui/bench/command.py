@@ -41,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     engine.add_argument("--pool-size", type=int, metavar="N")
     engine.add_argument("--epochs", type=int, metavar="N")
     engine.add_argument("--hidden", metavar="WIDTHS", help="hidden layer widths, e.g. 128 or 100,100")
+    engine.add_argument("--train-initial", action="store_true", default=None,
+                        help="train every round on the initial labeled samples too")
+    engine.add_argument("--init", metavar="INIT", help="weight initialisation: glorot (the protocol) or torch")
     engine.add_argument("--advs-per-sample", type=int, metavar="K", help="synthetic samples per queried sample (k)")
     engine.add_argument("--eps-start", type=float, metavar="EPS")
     engine.add_argument("--eps-step", type=float, metavar="EPS")

@@ -4,7 +4,8 @@
   aubc.csv, aubc.md    AUBC mean and std over seeds per method, best first
   learning_curves.png/.svg   one line per method (mean over seeds) with a band of one std
   learning_curves_by_strategy.png/.svg   the same lines, one panel per strategy
-  diversity.csv, .md   pairwise hidden-layer distances between each queried sample's synthetic samples
+  diversity.csv, .md   the paper's diversity: pairwise logit-layer distances among a round's synthetic samples
+  diversity_within_sample.csv, .md   an extra: hidden-layer distances within each queried sample's samples
   timing.csv, .md      seconds per phase, solver queries, their outcomes and throughput, per session
   report.md            all of it on one page, with the settings
 The tables and figures take finished sessions only, so every row compares whole sessions.
@@ -20,7 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import UserError
-from ..metrics import aubc, within_group_distances
+from ..metrics import DISTANCE_STATS, aubc, pairwise_distance_stats, within_group_distances
 from ..records import PHASES, RoundRecord
 from .methods import PAPER_METHODS, Method
 from .spec import BenchSpec
@@ -29,11 +30,18 @@ STD_NOTE = "std is numpy's population std (ddof=0) over seeds"
 AUBC_NOTE = ("AUBC: trapezoid area under test accuracy versus round index 0..n-1, divided by n-1 "
              "(so in [0, 1]); " + STD_NOTE + ".")
 DIVERSITY_NOTE = (
-    "Diversity (the paper's measure): for every queried sample with at least two synthetic samples, the "
+    "Diversity, the paper's measure (result_scripts/diversity_measure.py): the synthetic samples of round 1 "
+    "(the first query size x k of the session's synthetic samples) and of the last round (the last query size x k), "
+    "passed through the network after that round; every pairwise Euclidean distance among them in its output "
+    "(logit) layer, across all queried samples of the round (scipy pdist); each statistic averaged over the "
+    "sessions (seeds). As in the authors' code, a round 1 with fewer than query size x k samples lends the rest "
+    "from round 2. A larger mean means more diverse synthetic samples.")
+WITHIN_NOTE = (
+    "An extra, not the paper's measure: for every queried sample with at least two synthetic samples, the "
     "Euclidean distance between each pair of them in the hidden-layer feature space (last ReLU layer) of the "
-    "network that generated them (the model after the previous round); pooled over rounds and seeds. "
-    "A larger mean and std means more diverse synthetic samples.")
+    "network that generated them (the model after the previous round); pooled over rounds and seeds.")
 OUTCOMES = ("sat", "unsat", "timeout", "error", "spurious")
+SLOW_QUERY_S = 30.0  # fvtui 0.1's per-query timeout: how many queries would it have cut short?
 SAMPLE_STATUSES = ("counterexample", "robust", "timeout", "error")
 
 
@@ -88,6 +96,8 @@ def collect(spec: BenchSpec) -> tuple[list[Run], list[str]]:
                 continue
             if cfg.dataset != spec.dataset:
                 continue
+            if cfg.protocol != spec.template.protocol:
+                spec.check_session(session)  # refuses, saying which protocols and why they do not mix
             runs.append(Run(name, method, cfg.seed, cfg.dataset, cfg.hidden, session.rounds[:spec.rounds],
                             spec.rounds))
     order = _method_order(spec.methods, [r.method for r in runs])
@@ -124,10 +134,13 @@ def make(spec: BenchSpec, out: Path, say: Callable[[str], None] = print) -> Outp
 
     files += learning_curves(spec, finished, out)
 
-    div_header, div_rows = diversity_table(spec, finished)
+    div_header, div_rows = paper_diversity_table(spec, finished)
     files.append(_write_csv(out / "diversity.csv", div_header, div_rows))
-    div_md = diversity_markdown(div_rows)
+    div_md = paper_diversity_markdown(div_rows)
     files.append(_write_text(out / "diversity.md", div_md))
+    within_header, within_rows = diversity_table(spec, finished)
+    files.append(_write_csv(out / "diversity_within_sample.csv", within_header, within_rows))
+    files.append(_write_text(out / "diversity_within_sample.md", diversity_markdown(within_rows)))
 
     time_header, time_rows = timing_table(finished)
     files.append(_write_csv(out / "timing.csv", time_header, time_rows))
@@ -190,6 +203,74 @@ def _by_method(runs: list[Run]) -> dict[Method, list[Run]]:
 
 
 # -- diversity --------------------------------------------------------------------------------
+def round_diversity(spec: BenchSpec, run: Run) -> dict[int, dict[str, float]]:
+    """The paper's statistics for round 1 and the last round of a session (rounds with fewer than two
+    synthetic samples are left out)."""
+    import torch
+
+    from ..model import logits, model_from_numpy
+    from ..records import SyntheticBatch
+
+    out: dict[int, dict[str, float]] = {}
+    if not run.records or sum(r.new_synthetic for r in run.records) < 2:
+        return out
+    first = run.records[0].settings
+    n = first.query_size * first.advs_per_sample
+    with spec.store.open(run.name, writable=False) as session:
+        synthetic = [session.synthetic(r.round) for r in run.records]
+        every = SyntheticBatch.concat(synthetic, synthetic[0].x.shape[1]).x
+        last = len(run.records)
+        for round_index, samples in ((1, every[:n]), (last, every[-n:])):
+            if samples.shape[0] < 2 or round_index in out:
+                continue
+            state = session.model_state(round_index)
+            inputs, classes = _sizes(state)
+            model = model_from_numpy(state, inputs, run.hidden, classes)
+            feats = logits(model, torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))).numpy()
+            out[round_index] = {"samples": samples.shape[0], **pairwise_distance_stats(feats)}
+    return out
+
+
+def paper_diversity_table(spec: BenchSpec, runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
+    header = ["dataset", "scope", "method", "label", "augment", "round", "sessions", "samples",
+              *(f"distance_{s}" for s in DISTANCE_STATS)]
+    per_method: dict[tuple[Method, str], list[dict[str, float]]] = {}
+    for run in runs:
+        for round_index, stats in round_diversity(spec, run).items():
+            which = "first" if round_index == 1 else "last"
+            per_method.setdefault((run.method, which), []).append({"round": round_index, **stats})
+    rows, per_augment = [], {}
+    for (method, which), results in per_method.items():
+        rows.append(_paper_row(spec.dataset, "method", method.key, method.label, method.augment, results))
+        per_augment.setdefault((method.augment, which), []).extend(results)
+    methods = {m for m, _ in per_method}
+    if len(methods) > len({m.augment for m in methods}):  # several strategies share an augmentation: pool them
+        for (augment, which), results in per_augment.items():
+            rows.append(_paper_row(spec.dataset, "augmentation", f"*+{augment}", f"all +{augment}", augment, results))
+    return header, rows
+
+
+def _paper_row(dataset: str, scope: str, key: str, label: str, augment: str,
+               results: list[dict[str, float]]) -> list[Any]:
+    rounds = sorted({int(r["round"]) for r in results})
+    return [dataset, scope, key, label, augment, "/".join(map(str, rounds)), len(results),
+            int(sum(r["samples"] for r in results)), *(float(np.mean([r[s] for r in results])) for s in DISTANCE_STATS)]
+
+
+def paper_diversity_markdown(rows: list[list[Any]]) -> str:
+    lines = ["# Diversity of the synthetic samples (the paper's measure)", ""]
+    if not rows:
+        return "\n".join(lines + ["No session made two or more synthetic samples in a round, so there is nothing "
+                                  "to compare.", "", DIVERSITY_NOTE]) + "\n"
+    lines += ["| method | augmentation | round | sessions | samples | " + " | ".join(DISTANCE_STATS) + " |",
+              "|---|---|---:|---:|---:|" + "---:|" * len(DISTANCE_STATS)]
+    for _, scope, key, label, augment, rounds, sessions, samples, *stats in rows:
+        name = f"**{label}**" if scope == "augmentation" else label
+        lines.append(f"| {name} | {augment} | {rounds} | {sessions} | {samples} | "
+                     + " | ".join(f"{v:.4f}" for v in stats) + " |")
+    return "\n".join(lines + ["", DIVERSITY_NOTE]) + "\n"
+
+
 def session_distances(spec: BenchSpec, run: Run) -> tuple[np.ndarray, int, int]:
     """Within-sample pairwise distances of a session's synthetic samples (hidden-layer features of the
     model that made them), pooled over its rounds; also the sources and synthetic samples counted."""
@@ -252,23 +333,23 @@ def _diversity_row(dataset: str, scope: str, key: str, label: str, augment: str,
 
 
 def diversity_markdown(rows: list[list[Any]]) -> str:
-    lines = ["# Diversity of the synthetic samples", ""]
+    lines = ["# Diversity within each queried sample's synthetic samples (an extra, not the paper's measure)", ""]
     if not rows:
         return "\n".join(lines + ["No session made two or more synthetic samples from one queried sample "
-                                  "(e.g. fgsm or fv), so there is nothing to compare.", "", DIVERSITY_NOTE]) + "\n"
+                                  "(e.g. fgsm or fv), so there is nothing to compare.", "", WITHIN_NOTE]) + "\n"
     lines += ["| method | augmentation | sessions | queried samples | pairs | distance mean | distance std |",
               "|---|---|---:|---:|---:|---:|---:|"]
     for _, scope, key, label, augment, sessions, sources, _, pairs, mean, std in rows:
         name = f"**{label}**" if scope == "augmentation" else label
         lines.append(f"| {name} | {augment} | {sessions} | {sources} | {pairs} | {mean:.4f} | {std:.4f} |")
-    return "\n".join(lines + ["", DIVERSITY_NOTE]) + "\n"
+    return "\n".join(lines + ["", WITHIN_NOTE]) + "\n"
 
 
 # -- timing -----------------------------------------------------------------------------------
 def timing_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
     header = ["dataset", "method", "label", "seed", "session", "rounds", *(f"{p}_s" for p in PHASES), "total_s",
               "queries", *OUTCOMES, *(f"samples_{s}" for s in SAMPLE_STATUSES), "synthetic", "queries_per_s",
-              "counterexamples_per_s"]
+              "counterexamples_per_s", "queries_over_30s", "longest_query_s"]
     rows = []
     for r in runs:
         seconds = {p: sum(rec.seconds.get(p, 0.0) for rec in r.records) for p in PHASES}
@@ -278,11 +359,13 @@ def timing_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
         synthetic = sum(rec.new_synthetic for rec in r.records)
         verify = seconds["augment"]
         verifying = queries > 0
+        query_seconds = [t for rec in r.records for v in rec.verification for t in v.query_seconds]
         rows.append([r.dataset, r.method.key, r.method.label, r.seed, r.name, len(r.records),
                      *(round(seconds[p], 3) for p in PHASES), round(sum(seconds.values()), 3), queries,
                      *outcomes.values(), *statuses.values(), synthetic,
                      round(queries / verify, 3) if verifying and verify > 0 else "",
-                     round(synthetic / verify, 3) if verifying and verify > 0 else ""])
+                     round(synthetic / verify, 3) if verifying and verify > 0 else "",
+                     sum(t > SLOW_QUERY_S for t in query_seconds), max(query_seconds, default="")])
     return header, rows
 
 
@@ -291,13 +374,19 @@ def timing_markdown(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["# Timing", "",
              "Seconds per phase summed over a session's rounds, averaged over its seeds (augment is the "
              "verification phase for fv); solver queries and outcomes summed over seeds; throughput over the "
-             "augment/verify phase. Per-session numbers: timing.csv.", "",
+             "augment/verify phase. spurious: solver answers the network re-check dropped (the authors' code keeps "
+             "them); > 30 s: queries that ran longer than 30 s, and the longest one. Per-session numbers: "
+             "timing.csv.", "",
              "| method | sessions | select | label | augment/verify | train | evaluate | total s | queries | "
-             "sat | unsat | timeout | error | spurious | queries/s | counterexamples/s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "sat | unsat | timeout | error | spurious | queries/s | counterexamples/s | > 30 s | longest s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     groups: dict[str, list[list[Any]]] = {}
     for row in rows:
         groups.setdefault(row[col["label"]], []).append(row)
+    def longest(members: list[list[Any]]) -> str:
+        times = [m[col["longest_query_s"]] for m in members if m[col["longest_query_s"]] != ""]
+        return f"{max(times):.1f}" if times else "-"
+
     for label, members in groups.items():
         def mean(name: str) -> float:
             return float(np.mean([m[col[name]] for m in members]))
@@ -311,7 +400,8 @@ def timing_markdown(header: list[str], rows: list[list[Any]]) -> str:
         made = f"{total('synthetic') / verify:.2f}" if queries and verify > 0 else "-"
         lines.append(f"| {label} | {len(members)} | " + " | ".join(f"{mean(p + '_s'):.1f}" for p in PHASES)
                      + f" | {mean('total_s'):.1f} | {queries} | "
-                     + " | ".join(str(total(k)) for k in OUTCOMES) + f" | {rate} | {made} |")
+                     + " | ".join(str(total(k)) for k in OUTCOMES) + f" | {rate} | {made} | "
+                     + f"{total('queries_over_30s') if queries else '-'} | {longest(members)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -323,7 +413,9 @@ def settings_line(spec: BenchSpec, runs: list[Run]) -> str:
             f"{s['rounds']} rounds; initial labeled {s['init_size']}; query {s['query_size']} per round from a "
             f"pool of {s['pool_size']}; MLP hidden {','.join(map(str, s['hidden']))}; {s['epochs']} epochs, batch "
             f"{s['batch_size']}, lr {s['lr']}; k = {s['advs_per_sample']} synthetic samples per queried sample; fv: "
-            f"eps start {s['eps_start']}, step {s['eps_step']}, {s['verify_timeout']} s per solver query.")
+            f"eps start {s['eps_start']}, step {s['eps_step']}, {s['verify_timeout']} s per solver query; "
+            f"protocol {s['protocol']}, {s['init']} init, Adam eps {s['adam_eps']}, initial samples "
+            f"{'in' if s['train_initial'] else 'not in'} the rounds' training sets.")
 
 
 def _ranges(values: list[int]) -> str:

@@ -87,7 +87,8 @@ def child_command(spec: BenchSpec, job: Job, workers: int, data_dir: str | None)
             "--init-size", str(cfg.init_size), "--epochs", str(cfg.epochs), "--hidden", ",".join(map(str, cfg.hidden)),
             "--query-size", str(s.query_size), "--pool-size", str(s.pool_size),
             "--advs-per-sample", str(s.advs_per_sample), "--eps-start", repr(s.eps_start),
-            "--eps-step", repr(s.eps_step), "--verify-timeout", repr(s.verify_timeout), *tail]
+            "--eps-step", repr(s.eps_step), "--verify-timeout", repr(s.verify_timeout), "--init", cfg.init,
+            *(["--train-initial"] if cfg.train_initial else []), *tail]
 
 
 class _Running:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import RoundSettings, SessionConfig, parse_hidden
+from ..config import PROTOCOL_NAMES, RoundSettings, SessionConfig, parse_hidden, with_protocol
 from ..errors import UserError
 from ..store import Session, SessionStore
 from .methods import Method, paper_methods, parse_method, parse_methods, parse_seeds
@@ -24,7 +24,7 @@ from .methods import Method, paper_methods, parse_method, parse_methods, parse_s
 BENCH_FILE = "bench.json"
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 # Engine flags of `fvtui bench`, as SessionConfig / RoundSettings field names.
-CONFIG_FLAGS = ("rounds", "init_size", "hidden", "epochs")
+CONFIG_FLAGS = ("rounds", "init_size", "hidden", "epochs", "train_initial", "init")
 SETTING_FLAGS = ("query_size", "pool_size", "advs_per_sample", "eps_start", "eps_step", "verify_timeout")
 NOT_COMPARED = ("dataset", "seed", "rounds", "strategy", "augment")
 
@@ -65,6 +65,7 @@ class BenchSpec:
             raise UserError(f"{where} is {cfg.dataset} {cfg.settings.strategy}+{cfg.settings.augment} seed {cfg.seed}, "
                             f"not {expected}; move it away or choose another --name")
         wanted = _flat(self.template)
+        _same_protocol(where, cfg.protocol, self.template.protocol)
         for label, have in (("was made with", _flat(cfg)),
                             ("was set to continue with", _flat_settings(session.settings))):
             diff = [k for k in have if k in wanted and have[k] != wanted[k]]
@@ -84,6 +85,8 @@ class BenchSpec:
         if not stored or not self.store.names():
             return
         wanted = _flat(self.template)
+        _same_protocol(f"benchmark '{self.name}' ({self.root / BENCH_FILE})", stored["protocol"],
+                       self.template.protocol)
         diff = [k for k in wanted if k in stored and stored[k] != wanted[k]]
         if diff:
             raise UserError(
@@ -148,9 +151,12 @@ def resolve(args: argparse.Namespace, sessions_root: Path) -> BenchSpec:
         seeds = None if args.report_only else list(DEFAULT_SEEDS)
 
     stored = (saved or {}).get("settings", {})
+    if stored:
+        stored = with_protocol(stored)
+        saved["settings"] = stored
     protocol = _flat(SessionConfig(dataset=dataset), keep_rounds=True)
     values: dict[str, Any] = {}
-    for key in (*CONFIG_FLAGS, *SETTING_FLAGS, "batch_size", "lr"):
+    for key in (*CONFIG_FLAGS, *SETTING_FLAGS, "batch_size", "lr", "adam_eps", "protocol"):
         flag = getattr(args, key, None)
         if flag is not None:
             values[key] = parse_hidden(flag) if key == "hidden" else flag
@@ -162,12 +168,20 @@ def resolve(args: argparse.Namespace, sessions_root: Path) -> BenchSpec:
         values["rounds"] = _longest(root)
     settings = RoundSettings(**{k: values[k] for k in SETTING_FLAGS})
     template = SessionConfig(dataset=dataset, seed=0, settings=settings,
-                             **{k: values[k] for k in (*CONFIG_FLAGS, "batch_size", "lr")})
+                             **{k: values[k] for k in (*CONFIG_FLAGS, "batch_size", "lr", "adam_eps", "protocol")})
     spec = BenchSpec(name, root, dataset, methods, seeds, template, saved)
     for method in methods or []:
         spec.config_for(method, 0)  # every flag checked before anything runs
     template.validate()
     return spec
+
+
+def _same_protocol(where: str, have: int, wanted: int) -> None:
+    if have != wanted:
+        raise UserError(
+            f"{where} ran protocol {have} ({PROTOCOL_NAMES.get(have, 'unknown')}), but this benchmark runs protocol "
+            f"{wanted} ({PROTOCOL_NAMES[wanted]}); results of two protocols are not comparable, so one benchmark "
+            "holds one protocol: choose another --name")
 
 
 def _flat(config: SessionConfig, keep_rounds: bool = False) -> dict[str, Any]:

@@ -16,17 +16,36 @@ from ..registry import Registry
 class SelectionContext:
     model: MLP  # the model trained in the previous round
     pool_x: torch.Tensor  # (pool, d) candidates
-    labeled_x: torch.Tensor  # (labeled, d) what is already labeled (coreset seeds its centres with it)
+    labeled_x: torch.Tensor  # (labeled, d) the labeled samples the model trains on (coreset's first centres)
     rng: np.random.Generator  # this round's stream for the strategy
+    legacy: bool = False  # the session runs fvtui 0.1's protocol (config.LEGACY_PROTOCOL)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A strategy's own adversarial example of each chosen sample, which augmentations start from.
+
+    FVAAL hands its FGSM example (size: the flipping eps), DFAL its DeepFool example clipped to
+    [0, 1] (size: the perturbation's L2 norm), as the authors' create_row.py saves them.
+    """
+
+    kind: str  # 'fgsm' or 'deepfool'
+    x: np.ndarray  # (n, d)
+    size: np.ndarray  # (n,)
+    present: np.ndarray  # (n,) bool: an FGSM search that never flipped leaves no example
 
 
 @dataclass(frozen=True)
 class Selection:
     positions: np.ndarray  # (n,) chosen rows of the pool, in the order chosen
     scores: np.ndarray  # (n,) the strategy's score of each chosen row (what it ranked by)
-    fgsm_eps: np.ndarray | None = None  # fvaal: each chosen sample's smallest flipping FGSM eps
-    fgsm_x: np.ndarray | None = None  # fvaal: the FGSM example at that eps
-    fgsm_flips: np.ndarray | None = None  # fvaal: whether that example changes the prediction
+    anchor: Anchor | None = None
+
+    def with_anchor(self, kind: str, x: torch.Tensor, size: torch.Tensor, present: torch.Tensor) -> "Selection":
+        """This selection, with the anchors of its chosen rows taken from pool-wide tensors."""
+        rows = self.positions
+        return Selection(self.positions, self.scores,
+                         Anchor(kind, x.numpy()[rows], size.numpy()[rows], present.numpy()[rows]))
 
 
 Strategy = Callable[[SelectionContext, int], Selection]

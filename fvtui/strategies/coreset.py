@@ -1,4 +1,8 @@
-"""Core-set (Sener & Savarese): k-center greedy on hidden-layer embeddings, seeded with the labeled set."""
+"""Core-set (Sener & Savarese): k-center greedy on hidden-layer embeddings, seeded with the labeled set.
+
+As in the authors' coreset.py, the first centres are the samples the model trains on (under the
+protocol: those queried so far), and with none yet the first centre is a random pool sample.
+"""
 
 import numpy as np
 import torch
@@ -20,9 +24,15 @@ def nearest_distance(points: torch.Tensor, centers: torch.Tensor) -> torch.Tenso
 @STRATEGIES.register("coreset")
 def coreset(ctx: SelectionContext, n: int) -> Selection:
     pool = embeddings(ctx.model, ctx.pool_x)
-    distance = nearest_distance(pool, embeddings(ctx.model, ctx.labeled_x))
     positions, scores = [], []
-    for _ in range(n):
+    if ctx.labeled_x.shape[0]:
+        distance = nearest_distance(pool, embeddings(ctx.model, ctx.labeled_x))
+    else:
+        first = int(ctx.rng.integers(0, pool.shape[0]))
+        positions.append(first)
+        scores.append(0.0)
+        distance = (pool - pool[first]).norm(dim=1)
+    while len(positions) < n:
         pick = int(distance.argmax())
         positions.append(pick)
         scores.append(float(distance[pick]))  # its distance to the nearest centre when chosen

@@ -52,6 +52,7 @@ class SearchTask:
     eps_step: float = 0.05
     timeout: float = 30.0  # seconds per query
     seeds: Sequence[np.ndarray] = ()
+    legacy: bool = False  # fvtui 0.1's protocol (see search.search_counterexamples)
     fault: str | None = None  # tests only: 'crash' | 'hang' | 'oom'
 
 
@@ -173,6 +174,7 @@ class SolverPool:
                     eps_step=t.eps_step,
                     timeout=t.timeout,
                     seeds=[np.asarray(s, dtype=np.float32) for s in t.seeds],
+                    legacy=t.legacy,
                 ),
                 t.fault,
             )

@@ -49,13 +49,16 @@ def search_counterexamples(
     delta: float = 0.001,
     margin: float = 0.001,
     report: Report | None = None,
+    legacy: bool = False,
 ) -> SearchResult:
     """Up to k inputs near x where the runner-up beats the winner, each delta away from the rest in every pixel.
 
-    Seeds (e.g. the FGSM example) are excluded like found counterexamples and count toward k
-    when they really change the prediction. A SAT point the numpy network does not confirm is
-    'spurious': it is excluded so the search moves on, but does not count; more than k of them
-    mean the solver and the network disagree, and the search stops with 'error'.
+    Seeds (the strategy's FGSM or DeepFool example) are excluded like found counterexamples and
+    count toward k unchecked, as in the authors' get_advs.py. On UNSAT the radius grows by eps_step
+    while it stays at most 1. A SAT point the numpy network does not confirm is 'spurious': it is
+    excluded so the search moves on, but does not count; more than k of them mean the solver and
+    the network disagree, and the search stops with 'error'. `legacy` (fvtui 0.1's protocol)
+    counts a seed only if it changes the prediction, and tries eps = 1 as the last radius.
     """
     report = report or _silent
     t0 = time.perf_counter()
@@ -66,13 +69,13 @@ def search_counterexamples(
         seed = np.asarray(seed, dtype=np.float32).ravel()
         excluded.append(seed)
         predicted = int(net.predict(seed))
-        if predicted != target_w and len(found) < k:
+        if (predicted != target_w or not legacy) and len(found) < k:
             ce = Counterexample(seed, float(np.abs(seed - x).max()), predicted, 0.0, "seed")
             found.append(ce)
             report("counterexample", ce)
 
     queries: list[QueryRecord] = []
-    eps = min(float(eps_start), 1.0)
+    eps = min(float(eps_start), 1.0) if legacy else float(eps_start)
     status, message, spurious = "sat", "", 0
     while len(found) < k:
         lower, upper = _box(x, eps)
@@ -110,10 +113,16 @@ def search_counterexamples(
             status, message = "error", f"{spurious} solver solutions not confirmed by the network"
             break
         if record.status == "unsat":
-            if eps >= 1.0:
+            if legacy:
+                if eps >= 1.0:
+                    status = "exhausted"
+                    break
+                eps = min(1.0, round(eps + eps_step, 10))
+                continue
+            if round(eps + eps_step, 10) > 1.0:
                 status = "exhausted"
                 break
-            eps = min(1.0, round(eps + eps_step, 10))
+            eps = round(eps + eps_step, 10)
     return SearchResult(status, found, queries, eps, time.perf_counter() - t0, message)
 
 
