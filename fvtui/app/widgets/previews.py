@@ -125,6 +125,18 @@ class PreviewGrid(Grid):
         self._fit_columns()
 
     def _fit_columns(self) -> None:
+        """As many columns as fit. While the panel is hidden the grid has no width: the columns are
+        worked out from the screen's, so that showing the panel lays the cards out once (a second
+        layout would send every picture on show to the terminal again)."""
         if self.cards:
             width = int(self.cards[0].styles.width.value)
-            self.styles.grid_size_columns = max(1, (self.size.width or width) // (width + 1))
+            available = self.size.width or self._expected_width()
+            columns = max(1, available // (width + 1))
+            if self.styles.grid_size_columns != columns:
+                self.styles.grid_size_columns = columns
+
+    def _expected_width(self) -> int:
+        """The grid's width once on show: the screen less the scroll bar and padding (4), and in the wide
+        layout the panel's border (2)."""
+        wide = self.is_attached and self.screen.has_class("-wide")
+        return max(0, self.app.size.width - 4 - (2 if wide else 0))

@@ -1,0 +1,80 @@
+"""Over SSH: what the app sends to its terminal while nothing changes, and how it lays out pictures.
+
+Every byte the app writes crosses the link; these tests hold the screens that used to repaint while
+idle (the status clock under the inspector) and the Samples panel that laid its cards out twice
+(sending each picture again) to what a slow link can afford.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from test_app_support import demo_loader, finished_session, settled, wait_for, wait_state
+from textual._compositor import Compositor
+
+from fvtui.app.app import make_app
+from fvtui.app.screens.inspector import InspectorScreen
+from fvtui.app.widgets.previews import PreviewCard
+from fvtui.app.widgets.status import StatusLine
+from fvtui.store import SessionStore
+
+
+@pytest.fixture
+def store(tmp_path, demo):
+    store = SessionStore(tmp_path / "sessions")
+    finished_session(store, demo, "s")
+    return store
+
+
+async def test_status_clock_ticks_only_on_its_own_screen(store, demo, monkeypatch):
+    refreshes: Counter = Counter()
+    original = StatusLine.refresh
+
+    def counting(self, *args, **kwargs):
+        refreshes[self.screen.__class__.__name__] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(StatusLine, "refresh", counting)
+    app = make_app(store, session=store.open("s"), loader=demo_loader(demo))
+    async with app.run_test(size=(100, 30)) as pilot:
+        session_screen = app.screen
+        await wait_state(pilot, session_screen, "finished")
+        await pilot.press("3", "down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen), what="the inspector")
+        await pilot.pause(0.3)
+        refreshes.clear()
+        await pilot.pause(2.6)  # two ticks of the clock under the inspector: nothing redrawn
+        assert refreshes["SessionScreen"] == 0
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is session_screen, what="the session screen")
+        refreshes.clear()
+        await pilot.pause(2.6)  # on show again: the clock ticks
+        assert refreshes["SessionScreen"] >= 2
+
+
+async def test_samples_panel_lays_its_cards_out_once(store, demo, monkeypatch):
+    """A card that moves is sent again: showing the panel must place every card once, at its place."""
+    moves: Counter = Counter()
+    original = Compositor.reflow
+
+    def reflow(self, parent, size):
+        before = dict(self._full_map or {})
+        result = original(self, parent, size)
+        for widget, geometry in (self._full_map or {}).items():
+            if isinstance(widget, PreviewCard) and before.get(widget) != geometry and widget.display:
+                moves[id(widget)] += 1
+        return result
+
+    monkeypatch.setattr(Compositor, "reflow", reflow)
+    app = make_app(store, session=store.open("s"), loader=demo_loader(demo))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_state(pilot, app.screen, "finished")
+        await pilot.pause(0.3)
+        moves.clear()
+        await pilot.press("2")
+        await settled(pilot, app.screen)
+        await pilot.pause(0.5)
+        cards = [c for c in app.screen.query(PreviewCard) if c.display]
+        assert len(cards) == 10
+        assert max(moves.values()) == 1, f"cards laid out more than once: {sorted(moves.values())}"
