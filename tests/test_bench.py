@@ -28,7 +28,7 @@ METHODS = "random+none,margin+fgsm"
 SESSIONS = ["random-none-s0", "margin-fgsm-s0", "random-none-s1", "margin-fgsm-s1"]
 OUTPUTS = ["accuracy.csv", "aubc.csv", "aubc.md", "learning_curves.png", "learning_curves.svg",
            "learning_curves_by_strategy.png", "learning_curves_by_strategy.svg", "diversity.csv", "diversity.md",
-           "timing.csv", "timing.md", "report.md"]
+           "diversity_within_sample.csv", "diversity_within_sample.md", "timing.csv", "timing.md", "report.md"]
 
 
 def command(sessions: Path, *args: str) -> list[str]:
@@ -137,7 +137,12 @@ def test_outputs_exist_and_agree_with_the_sessions(resumed):
     assert svg.tag.endswith("svg")
     assert "Random" in (resumed.results / "learning_curves.svg").read_text()
 
-    diversity = read_csv(resumed.results / "diversity.csv")
+    paper = read_csv(resumed.results / "diversity.csv")  # the paper's measure: round 1 and the last round
+    assert [(r["method"], r["round"], r["sessions"]) for r in paper] == [("margin+fgsm", "1", "2"),
+                                                                         ("margin+fgsm", "2", "2")]
+    assert all(float(r["distance_min"]) <= float(r["distance_mean"]) <= float(r["distance_max"]) for r in paper)
+    assert "output (logit) layer" in (resumed.results / "diversity.md").read_text()
+    diversity = read_csv(resumed.results / "diversity_within_sample.csv")
     assert [r["method"] for r in diversity] == ["margin+fgsm"]  # random+none makes no synthetic samples
     pairs = 0
     for name in ("margin-fgsm-s0", "margin-fgsm-s1"):
@@ -146,7 +151,7 @@ def test_outputs_exist_and_agree_with_the_sessions(resumed):
             pairs += int((counts * (counts - 1) // 2).sum())
     assert int(diversity[0]["pairs"]) == pairs > 0
     assert float(diversity[0]["distance_mean"]) > 0 and float(diversity[0]["distance_std"]) > 0
-    assert "hidden-layer feature space" in (resumed.results / "diversity.md").read_text()
+    assert "not the paper's measure" in (resumed.results / "diversity_within_sample.md").read_text()
 
     timing = {r["session"]: r for r in read_csv(resumed.results / "timing.csv")}
     assert set(timing) == set(SESSIONS)
@@ -180,9 +185,11 @@ def test_unfinished_sessions_stay_out_of_every_table(resumed, tmp_path):
     aubc_rows = {r["method"]: r for r in read_csv(out / "aubc.csv")}
     assert (aubc_rows["margin+fgsm"]["seeds"], aubc_rows["margin+fgsm"]["seed_list"]) == ("1", "0")
     assert aubc_rows["random+none"]["seeds"] == "2"
-    diversity = read_csv(out / "diversity.csv")
+    paper = read_csv(out / "diversity.csv")
+    assert [(r["method"], r["sessions"]) for r in paper] == [("margin+fgsm", "1"), ("margin+fgsm", "1")]
+    diversity = read_csv(out / "diversity_within_sample.csv")
     assert [(r["method"], r["sessions"]) for r in diversity] == [("margin+fgsm", "1")]
-    whole = read_csv(resumed.results / "diversity.csv")[0]
+    whole = read_csv(resumed.results / "diversity_within_sample.csv")[0]
     assert int(diversity[0]["pairs"]) < int(whole["pairs"])
     assert sorted(r["session"] for r in read_csv(out / "timing.csv")) == sorted(set(SESSIONS) - {"margin-fgsm-s1"})
     assert "1 unfinished (margin-fgsm-s1)" in (out / "report.md").read_text()

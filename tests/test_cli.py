@@ -32,14 +32,16 @@ def test_headless_run_show_list_export(tmp_path):
     shown = json.loads(fvtui("show", "a", "--json", sessions=sessions, check=0).stdout)
     assert shown["name"] == "a"
     assert {k: shown["config"][k] for k in ("dataset", "strategy", "augment", "seed")} == \
-        {"dataset": "demo", "strategy": "random", "augment": "fgsm", "seed": 0}
+        {"dataset": "demo", "strategy": "fvaal", "augment": "fgsm", "seed": 0}  # fvaal: the default strategy
+    assert {k: shown["config"][k] for k in ("init", "train_initial", "protocol")} == \
+        {"init": "glorot", "train_initial": False, "protocol": 2}
     assert [r["labeled"] for r in shown["rounds"]] == [30, 40]
     accuracies = [r["test_accuracy"] for r in shown["rounds"]]
     assert shown["aubc"] == pytest.approx(sum(accuracies) / 2)
     assert set(shown["rounds"][0]["verification"]) == {"sat", "unsat", "timeout", "error", "spurious"}
     assert f"{accuracies[-1]:.4f}" in lines[-1]
     listing = fvtui("list", sessions=sessions, check=0).stdout
-    assert "a" in listing and "random+fgsm" in listing and "2/2" in listing
+    assert "a" in listing and "fvaal+fgsm" in listing and "2/2" in listing
     out = tmp_path / "export"
     fvtui("export", "a", "--out", str(out), sessions=sessions, check=0)
     csv_rows = (out / "learning_curve.csv").read_text().splitlines()
@@ -52,11 +54,13 @@ def test_headless_run_show_list_export(tmp_path):
 
 def test_resume_continues_after_the_last_round(tmp_path):
     sessions = tmp_path / "s"
-    fvtui("new", "--headless", "--dataset", "demo", "--name", "a", *SMALL, sessions=sessions, check=0)
+    fvtui("new", "--headless", "--dataset", "demo", "--name", "a", "--strategy", "random", "--augment", "none",
+          "--init", "torch", "--train-initial", *SMALL, sessions=sessions, check=0)
     run = fvtui("resume", "a", "--headless", "--rounds", "3", "--strategy", "margin", sessions=sessions, check=0)
     assert [ln.split()[1] for ln in run.stdout.splitlines() if ln.startswith("round")] == ["3/3"]
     shown = json.loads(fvtui("show", "a", "--json", sessions=sessions, check=0).stdout)
     assert [r["settings"]["strategy"] for r in shown["rounds"]] == ["random", "random", "margin"]
+    assert (shown["config"]["init"], shown["config"]["train_initial"]) == ("torch", True)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -68,6 +72,7 @@ def test_resume_continues_after_the_last_round(tmp_path):
     (["new", "--headless", "--dataset", "demo", "--eps-start", "abc"], "invalid float value: 'abc'"),
     (["new", "--headless", "--dataset", "demo", "--query-size", "500", "--pool-size", "100"], "larger than the pool"),
     (["new", "--headless", "--dataset", "demo", "--rounds", "0"], "rounds must be between"),
+    (["new", "--headless", "--dataset", "demo", "--init", "he"], "unknown initialisation 'he'; choose one of: glorot"),
     (["new", "--headless", "--dataset", "demo", "--hidden", "12,x"], "--hidden takes layer widths"),
     (["new", "--headless", "--dataset", "demo", "--workers", "0"], "--workers must be at least 1"),
     (["new", "--headless", "--dataset", "demo", "--name", "../evil"], "not a valid session name"),

@@ -42,8 +42,14 @@ def test_fgsm_examples_flip_and_stay_in_their_budget(demo, trained, strategy):
     distance = (x - ctx.x[rows]).abs().amax(1).numpy()
     assert np.all(distance <= batch.eps + 1e-6)
     assert batch.eps.max() <= 0.1 + 1e-6
-    start = ctx.selection.fgsm_eps[rows] if strategy == "fvaal" else np.full(len(rows), 0.05)
-    assert np.all(batch.eps >= np.minimum(start, 0.1) - 1e-6)
+    grid = batch.origin == "fgsm"
+    if strategy == "fvaal":  # the anchor (its FGSM example) first, then a grid from its eps (0 above 0.1)
+        size = ctx.selection.anchor.size[rows]
+        start = np.where(size < 0.1, size, 0.0)
+        assert set(batch.origin) == {"fgsm"}
+    else:
+        start = np.full(len(rows), 0.05)
+    assert np.all(batch.eps[grid] >= start[grid] - 1e-6)
     assert x.min() >= 0 and x.max() <= 1
 
 

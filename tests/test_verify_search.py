@@ -84,15 +84,19 @@ def test_seed_counts_toward_k_and_is_excluded(mnist_like):
     assert kinds.count("start") == sum(not q.presolved for q in result.queries)
 
 
-def test_seed_that_does_not_flip_is_excluded_but_not_counted(mnist_like):
+def test_seed_counts_unchecked_and_is_excluded(mnist_like):
     net, x = mnist_like
     w, r = top2(net, x)
-    result = search_counterexamples(net, x, w, r, k=1, eps_start=0.01, eps_step=0.02, timeout=20, seeds=[x])
-    assert [ce.source for ce in result.counterexamples] == ["marabou"]
-    assert np.abs(result.counterexamples[0].x - x).min() >= D - TOL
+    result = search_counterexamples(net, x, w, r, k=2, eps_start=0.01, eps_step=0.02, timeout=20, seeds=[x])
+    assert [ce.source for ce in result.counterexamples] == ["seed", "marabou"]  # as the authors' get_advs.py
+    assert np.abs(result.counterexamples[1].x - x).min() >= D - TOL
+    legacy = search_counterexamples(net, x, w, r, k=1, eps_start=0.01, eps_step=0.02, timeout=20, seeds=[x],
+                                    legacy=True)
+    assert [ce.source for ce in legacy.counterexamples] == ["marabou"]  # fvtui 0.1 counted flipping seeds only
+    assert np.abs(legacy.counterexamples[0].x - x).min() >= D - TOL
 
 
-def test_unflippable_network_is_exhausted_at_eps_one():
+def test_unflippable_network_is_exhausted_past_eps_one():
     rng = np.random.default_rng(0)
     w1 = rng.uniform(0, 1, (4, 6)).astype(np.float32)
     w2 = np.zeros((2, 4), np.float32)
@@ -100,8 +104,10 @@ def test_unflippable_network_is_exhausted_at_eps_one():
     net = Network((w1, w2), (None, np.array([5.0, 0.0], np.float32)))
     result = search_counterexamples(net, np.full(6, 0.5, np.float32), 0, 1, 3, 0.06, 0.3, timeout=10)
     assert result.status == "exhausted" and not result.counterexamples
-    assert [q.eps for q in result.queries] == pytest.approx([0.06, 0.36, 0.66, 0.96, 1.0])
-    assert result.final_eps == 1.0
+    assert [q.eps for q in result.queries] == pytest.approx([0.06, 0.36, 0.66, 0.96])  # 1.26 > 1: the authors stop
+    assert result.final_eps == pytest.approx(0.96)
+    legacy = search_counterexamples(net, np.full(6, 0.5, np.float32), 0, 1, 3, 0.06, 0.3, timeout=10, legacy=True)
+    assert [q.eps for q in legacy.queries] == pytest.approx([0.06, 0.36, 0.66, 0.96, 1.0])
 
 
 class _Unconvinced(Network):
