@@ -10,6 +10,9 @@ trains on the samples queried so far plus every synthetic sample (unless `train_
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import threading
 import time
 from typing import Callable
@@ -139,10 +142,20 @@ class Engine:
 
         with _Phase(self, r, "augment", seconds):
             needs_solver = settings.augment in AUGMENTATIONS_THAT_VERIFY
+            replay, save = {}, (lambda item, data: None)
+            if needs_solver:
+                journal = self.session.journal(r, self._journal_key(r, settings, queried))
+                state = journal.start()
+                replay, save = state.entries, journal.append
+                if state.entries or state.torn or state.foreign:
+                    self.emit(Log(f"round {r}: {len(state.entries)} samples verified before the interruption "
+                                  f"are reused; {state.torn} torn journal lines dropped, {state.foreign} entries "
+                                  "of other weights or settings refused (solved again)"))
             result = AUGMENTATIONS[settings.augment](AugmentContext(
                 model=self.model, x=self.data.train_x[queried], y=labels, source=queried, selection=selection,
                 settings=settings, solver=self.solver if needs_solver else None, cancel=self.cancel,
                 on_sample=self._progress_reporter(r, settings.query_size), legacy=cfg.legacy,
+                replay=replay, save=save,
             ))
 
         with _Phase(self, r, "train", seconds):
@@ -165,6 +178,16 @@ class Engine:
         self.labeled, self.synthetic, self.model = labeled, synthetic, model
         self.emit(RoundFinished(record))
         return record
+
+    def _journal_key(self, r: int, settings, queried: np.ndarray) -> str:
+        """What a round's work depends on: its journal reuses entries only under the same key."""
+        digest = hashlib.sha256(json.dumps([r, dataclasses.asdict(settings), self.session.config.to_dict()],
+                                           sort_keys=True).encode())
+        for name, value in sorted(nn_model.state_to_numpy(self.model).items()):
+            digest.update(name.encode())
+            digest.update(value.tobytes())
+        digest.update(np.asarray(queried, np.int64).tobytes())
+        return digest.hexdigest()[:32]
 
     def _trained_on(self, labeled: np.ndarray | None = None) -> np.ndarray:
         """The labeled samples a round trains on: the queried ones, and the initial ones if asked."""

@@ -48,6 +48,10 @@ def session_json(session: Session) -> dict[str, Any]:
         "next_settings": dataclasses.asdict(session.settings),
         "initial_accuracy": None if initial is None else initial.test_accuracy,
         "aubc": session.aubc,
+        # A timed-out query cut its sample's search short: on a less loaded machine the same seed can
+        # find more counterexamples, so these results depend on the wall clock.
+        "timed_out_queries": sum(r.queries.timeout for r in session.rounds),
+        "in_progress": {"round": len(session.rounds) + 1, "saved_samples": session.journal_progress()},
         "rounds": [{
             "round": r.round, "labeled": r.labeled, "synthetic": r.synthetic, "new_synthetic": r.new_synthetic,
             "test_accuracy": r.test_accuracy, "seconds": r.seconds,
@@ -69,6 +73,8 @@ def print_show(store: SessionStore, name: str, as_json: bool) -> int:
     cfg = data["config"]
     console.print(f"[bold]{name}[/]  {cfg['dataset']}  {cfg['strategy']}+{cfg['augment']}  seed {cfg['seed']}  "
                   f"hidden {','.join(map(str, cfg['hidden']))}  rounds {len(data['rounds'])}/{cfg['rounds']}")
+    console.print(f"protocol {cfg['protocol']}  {cfg['init']} init  Adam eps {cfg['adam_eps']}  initial samples "
+                  f"{'trained on every round' if cfg['train_initial'] else 'train the initial network only'}")
     console.print("next rounds: " + "  ".join(f"{k} {v}" for k, v in data["next_settings"].items()))
     table = Table("round", "labeled", "synthetic", "accuracy", "seconds", "sat", "unsat", "timeout", "error",
                   "spurious", box=None)
@@ -79,6 +85,13 @@ def print_show(store: SessionStore, name: str, as_json: bool) -> int:
                       ("sat", "unsat", "timeout", "error", "spurious")))
     console.print(table)
     console.print(f"initial accuracy {_fmt(data['initial_accuracy'])}   AUBC {_fmt(data['aubc'])}")
+    if data["timed_out_queries"]:
+        console.print(f"[yellow]{data['timed_out_queries']} solver queries timed out: these results depend on the "
+                      "machine's load (the same seed may find more counterexamples with more time)[/]")
+    progress = data["in_progress"]
+    if progress["saved_samples"]:
+        console.print(f"round {progress['round']} in progress: {progress['saved_samples']} samples verified and "
+                      "saved; resuming reuses them")
     return 0
 
 

@@ -1,7 +1,8 @@
 """Sessions on disk: the only code that touches the sessions folder.
 
 A round is committed by building it in a temporary folder and renaming it into place, so after a
-crash it is either wholly there or absent. Every JSON file carries a checksum of its content and
+crash it is either wholly there or absent. While a round runs, each sample's finished search is
+appended to the round's journal and fsynced, so a crash loses only the samples in flight. Every JSON file carries a checksum of its content and
 names the checksums of its array files, so truncated or edited files are reported, never trusted.
 One process writes a session at a time (an flock the kernel drops when the process dies, so a
 killed run never leaves a lock behind).
@@ -31,6 +32,7 @@ from .metrics import aubc
 from .records import RoundRecord, SyntheticBatch
 
 FORMAT = 1
+JOURNAL_DIR = "journal"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -55,6 +57,79 @@ class InitialState:
     labeled: np.ndarray  # dataset indices of the initial labeled set
     model: dict[str, np.ndarray]  # weights after training on it: every round restarts from these
     test_accuracy: float
+
+
+@dataclass
+class JournalState:
+    entries: dict[str, dict[str, Any]]  # item -> data, made by this round as it runs now
+    torn: int = 0  # lines cut short or damaged: dropped, never half-read
+    foreign: int = 0  # entries made with other weights, settings or samples: refused
+
+
+class RoundJournal:
+    """The finished samples of the round in progress, one checksummed JSON line each, fsynced.
+
+    Every line carries the round's key, a hash of what the round started from (its weights,
+    settings and queried samples): an entry of another key is refused, so a resumed round reuses
+    only what the very same work produced.
+    """
+
+    def __init__(self, path: Path, key: str) -> None:
+        self.path, self.key = path, key
+
+    def read(self) -> JournalState:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return JournalState({})
+        except OSError as exc:
+            raise CorruptSession(f"{self.path}: cannot be read ({exc.strerror})") from None
+        state = JournalState({})
+        lines = raw.split(b"\n")
+        state.torn += bool(lines[-1])  # no newline yet: the write was cut short
+        for line in lines[:-1]:
+            entry = _journal_entry(line)
+            if entry is None:
+                state.torn += 1
+            elif entry["key"] != self.key:
+                state.foreign += 1
+            else:
+                state.entries[entry["item"]] = entry["data"]
+        return state
+
+    def append(self, item: str, data: dict[str, Any]) -> None:
+        body = {"key": self.key, "item": item, "data": data}
+        line = json.dumps({**body, "sha256": _digest(_canonical(body))}, separators=(",", ":")).encode() + b"\n"
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            with open(self.path, "ab") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise UserError(f"cannot save {self.path}: {exc.strerror or exc}; the last saved round and every "
+                            "sample saved before this one are intact") from None
+
+    def start(self) -> JournalState:
+        """What a resumed round can reuse; a torn last line is cut off so that appends stay whole."""
+        state = self.read()
+        if state.torn and self.path.exists():
+            raw = self.path.read_bytes()
+            keep = raw[:raw.rfind(b"\n") + 1]
+            if keep != raw:
+                _write_atomic(self.path, keep)
+        return state
+
+
+def _journal_entry(line: bytes) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(line)
+        stated = entry.pop("sha256")
+    except (ValueError, TypeError, AttributeError, KeyError):
+        return None
+    if not isinstance(entry, dict) or _digest(_canonical(entry)) != stated:
+        return None
+    return entry
 
 
 @dataclass(frozen=True)
@@ -114,6 +189,9 @@ class Session:
         self._lock_fd = fd
         for leftover in (self.path / "rounds").glob(".tmp-*"):  # a commit a crash interrupted
             shutil.rmtree(leftover, ignore_errors=True)
+        for stale in (self.path / JOURNAL_DIR).glob("*.jsonl"):  # a crash between commit and cleanup
+            if stale.stem.isdigit() and int(stale.stem) <= len(list((self.path / "rounds").glob("[0-9]*"))):
+                stale.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._lock_fd is not None:
@@ -210,6 +288,19 @@ class Session:
             "model.npz": _npz_bytes(model),
         }, "round.json", {"record": record.to_dict()})
         self.rounds.append(record)
+        self._journal_path(record.round).unlink(missing_ok=True)
+
+    def journal(self, round_index: int, key: str) -> RoundJournal:
+        self._require_writable()
+        return RoundJournal(self._journal_path(round_index), key)
+
+    def journal_progress(self) -> int:
+        """Samples of the next round already verified and saved (whatever they were made with)."""
+        state = RoundJournal(self._journal_path(len(self.rounds) + 1), "").read()
+        return len(state.entries) + state.foreign
+
+    def _journal_path(self, round_index: int) -> Path:
+        return self.path / JOURNAL_DIR / f"{round_index:04d}.jsonl"
 
     def update(self, *, settings: RoundSettings | None = None, rounds: int | None = None) -> None:
         """Change what the next rounds run with; saved at once, honoured on resume."""

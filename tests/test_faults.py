@@ -58,16 +58,18 @@ def tagged_processes(tag: str) -> list[int]:
     return pids
 
 
-def start(root: Path, name: str, tag: str, resume: bool, script: str | None = None) -> subprocess.Popen:
+def start(root: Path, name: str, tag: str, resume: bool, script: str | None = None, stdout=subprocess.DEVNULL,
+          env: dict[str, str] | None = None) -> subprocess.Popen:
     args = (["resume", name, "--headless"] if resume else ["new", "--headless", "--name", name, *FLAGS])
     command = [sys.executable, "-m", "fvtui", "--sessions-dir", str(root), *args]
     if script:
         command = [sys.executable, "-c", script, *command[3:]]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "FVTUI_TEST_TAG": tag})
+    return subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE,
+                            env={**os.environ, "FVTUI_TEST_TAG": tag, **(env or {})})
 
 
-def wait_gone(tag: str, timeout: float = 10.0) -> list[int]:
+def wait_gone(tag: str, timeout: float = 1.0) -> list[int]:
+    """The tagged processes still alive after `timeout`: a solver worker must die within 1 s of its parent."""
     deadline = time.monotonic() + timeout
     while (left := tagged_processes(tag)) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -100,45 +102,94 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_sigkill_at_random_moments_loses_no_finished_round(tmp_path, reference):
+# Crash in the middle of a journal write: half of the Nth sample's line is on disk, then SIGKILL.
+KILL_MID_JOURNAL = """
+import json, os, signal, sys
+import fvtui.store as store
+real = store.RoundJournal.append
+seen = [0]
+def torn(self, item, data):
+    seen[0] += 1
+    if seen[0] == int(os.environ["FVTUI_KILL_AT_APPEND"]):
+        line = json.dumps({"key": self.key, "item": item, "data": data}).encode()
+        self.path.parent.mkdir(exist_ok=True)
+        with open(self.path, "ab") as fh:
+            fh.write(line[: len(line) // 2])
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(self, item, data)
+store.RoundJournal.append = torn
+from fvtui.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+KILLS = 50
+
+
+def shown(root: Path, name: str, capsys) -> dict:
+    """`fvtui show --json`, as a script would read the session after a kill."""
+    from fvtui.cli import main
+
+    capsys.readouterr()
+    assert main(["--sessions-dir", str(root), "show", name, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_sigkill_at_random_moments_loses_no_finished_work(tmp_path, reference, capsys):
+    """50 SIGKILLs, some inside a round's commit and some inside a journal write, each followed by a
+    resume: every finished round and every saved sample survives, a resumed round reuses exactly the
+    samples saved before the kill, no solver outlives the kill by 1 s, and the end equals a run never
+    interrupted."""
     rng = random.Random(1234)
     tag = uuid.uuid4().hex
-    kills, sessions, name, resume, mid_save = 0, 0, "k0", False, 0
-    while kills < 20:
-        targeted = kills % 7 == 3  # every 7th kill lands inside a round's save
-        proc = start(tmp_path, name, tag, resume, KILL_MID_SAVE if targeted else None)
-        before = fingerprint(tmp_path, name) if resume else []
-        try:
-            proc.wait(timeout=(None if targeted else rng.uniform(2.0, 6.0)))
-            # a targeted resume whose rounds were all saved before the last kill has nothing to save
-            finished_by_itself = not targeted or proc.returncode == 0
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            finished_by_itself = False
-        if targeted and not finished_by_itself:
+    kills, sessions, name, resume, mid_save, mid_journal, reused = 0, 0, "k0", False, 0, 0, 0
+    saved = 0
+    while kills < KILLS:
+        script = KILL_MID_SAVE if kills % 7 == 3 else KILL_MID_JOURNAL if kills % 5 == 1 else None
+        log = tmp_path / f"run-{kills}-{sessions}.log"
+        with open(log, "w") as out:
+            proc = start(tmp_path, name, tag, resume, script, stdout=out,
+                         env={"FVTUI_KILL_AT_APPEND": str(rng.randint(1, 5)), "PYTHONUNBUFFERED": "1"})
+            before = fingerprint(tmp_path, name) if resume else []
+            try:
+                proc.wait(timeout=(None if script else rng.uniform(1.5, 5.0)))
+                # a targeted resume with nothing left to save or verify ends by itself
+                finished_by_itself = not script or proc.returncode == 0
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                finished_by_itself = False
+        if script and not finished_by_itself:
             assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
-            mid_save += 1
-        assert wait_gone(tag) == [], "a solver process outlived the killed run"
+            mid_save += script is KILL_MID_SAVE
+            mid_journal += script is KILL_MID_JOURNAL
+        assert wait_gone(tag) == [], "a solver process outlived the killed run by 1 s"
         if not (tmp_path / name / "session.json").exists():
             resume = False  # killed before the session was created: start again
             continue
         now = fingerprint(tmp_path, name)
         assert now[:len(before)] == before  # every round finished before the kill is intact
         assert now == reference[:len(now)]
+        text = log.read_text()
+        if saved and (len(now) > len(before) or "before the interruption" in text):
+            # the samples saved before the last kill were reused, none solved again
+            assert f"{saved} samples verified before the interruption are reused" in text
+            reused += 1
+        state = shown(tmp_path, name, capsys)
+        assert len(state["rounds"]) == len(now)
+        saved = state["in_progress"]["saved_samples"]
         if finished_by_itself:
             assert proc.returncode == 0, proc.stderr.read().decode()
             assert now == reference
             sessions += 1
-            name, resume = f"k{sessions}", False
+            name, resume, saved = f"k{sessions}", False, 0
         else:
             kills += 1
             resume = True
-    # finish the last one undisturbed
-    if resume:
+    if resume:  # finish the last one undisturbed
         start(tmp_path, name, tag, True).wait(timeout=120)
         assert fingerprint(tmp_path, name) == reference
-    assert mid_save >= 2
+    assert mid_save >= 4 and mid_journal >= 4 and reused >= 5
 
 
 def test_hangup_ends_a_headless_run_like_a_quit(tmp_path):
@@ -234,10 +285,68 @@ def test_a_disk_fault_while_saving_keeps_the_last_round(tmp_path, monkeypatch, f
 
         # A full disk fails the first flush to disk; a read-only folder already the round's folder.
         monkeypatch.setattr(*((store.os, "fsync") if fault == "full disk" else (store.Path, "mkdir")), fail)
-        with pytest.raises(store.UserError, match=f"{os.strerror(code)}; the last saved round is intact"):
+        # fv: the round's first journal write is the first write to fail
+        with pytest.raises(store.UserError, match=f"journal/0002.jsonl: {os.strerror(code)}; the last saved round"):
             engine.run_round()
         monkeypatch.undo()
         assert len(session.rounds) == 1
     assert fingerprint(root, "d") == before
     assert not list((root / "d" / "rounds").glob(".tmp-*"))
     assert np.isfinite(before[0][2])
+
+
+def test_a_journal_write_that_fails_keeps_every_complete_entry(tmp_path, monkeypatch, reference):
+    import fvtui.store as store
+
+    demo = load_dataset("demo")
+    real_append = store.RoundJournal.append
+    calls = []
+
+    def fail_third(self, item, data):
+        calls.append(item)
+        if len(calls) == 3:
+            raise store.UserError(f"cannot save {self.path}: No space left on device; the last saved round and "
+                                  "every sample saved before this one are intact")
+        real_append(self, item, data)
+
+    with SessionStore(tmp_path).create("j", CONFIG) as session, Engine(session, demo, workers=1) as engine:
+        monkeypatch.setattr(store.RoundJournal, "append", fail_third)
+        with pytest.raises(store.UserError, match="every sample saved before this one are intact"):
+            engine.run_round()
+        monkeypatch.undo()
+        assert session.rounds == [] and session.journal_progress() == 2
+    events = []
+    with SessionStore(tmp_path).open("j") as session, \
+            Engine(session, demo, on_event=events.append) as engine:
+        engine.run()
+    assert "2 samples verified before the interruption are reused" in " ".join(
+        e.message for e in events if type(e).__name__ == "Log")
+    assert fingerprint(tmp_path, "j") == reference
+
+
+def test_a_journal_entry_of_other_weights_is_refused_and_solved_again(tmp_path, reference):
+    from fvtui.store import RoundJournal
+
+    demo = load_dataset("demo")
+    with SessionStore(tmp_path).create("f", CONFIG) as session, Engine(session, demo) as engine:
+        engine.run_round()
+        first = session.queried_indices(1)
+    # An entry for a sample of round 2 made under another key (other weights or settings), with a
+    # result that would change the round if it were reused, and a torn line after it.
+    bogus = {"status": "sat", "counterexamples": [], "queries": [], "final_eps": 0.5, "seconds": 0.0,
+             "message": "not this round's"}
+    journal = RoundJournal(tmp_path / "f" / "journal" / "0002.jsonl", "another-key")
+    for item in map(str, range(demo.train_x.shape[0])):
+        if int(item) not in first:
+            journal.append(item, bogus)
+        if len(journal.read().entries) >= 40:
+            break
+    with open(journal.path, "ab") as fh:
+        fh.write(b'{"key": "another-key", "item": "1", "da')
+    events = []
+    with SessionStore(tmp_path).open("f") as session, Engine(session, demo, on_event=events.append) as engine:
+        engine.run()
+    logs = " ".join(e.message for e in events if type(e).__name__ == "Log")
+    assert "1 torn journal lines dropped, 40 entries of other weights or settings refused" in logs
+    assert fingerprint(tmp_path, "f") == reference
+    assert not (tmp_path / "f" / "journal" / "0002.jsonl").exists()  # gone with the round's commit

@@ -28,6 +28,10 @@ class AugmentContext:
     cancel: threading.Event | None = None
     on_sample: Callable[[int, SampleVerification], None] = lambda i, record: None
     legacy: bool = False  # the session runs fvtui 0.1's protocol (config.LEGACY_PROTOCOL)
+    # The round journal: per-sample results this round saved before it was interrupted (by dataset
+    # index, as the augmentation wrote them), and where to save each new one the moment it is done.
+    replay: dict[str, dict] = field(default_factory=dict)
+    save: Callable[[str, dict], None] = lambda item, data: None
 
 
 @dataclass

@@ -62,8 +62,10 @@ def fv(ctx: AugmentContext) -> AugmentResult:
     verification: list[SampleVerification | None] = [None] * len(tasks)
     counts = QueryCounts()
 
-    def on_result(row: int, result: SearchResult) -> None:
+    def on_result(row: int, result: SearchResult, fresh: bool = True) -> None:
         nonlocal counts
+        if fresh:  # durable before it counts: a kill from here on loses nothing of this sample
+            ctx.save(str(int(ctx.source[row])), result.to_dict())
         points = result.counterexamples
         confirmed = []
         if points:
@@ -84,7 +86,16 @@ def fv(ctx: AugmentContext) -> AugmentResult:
         verification[row] = record
         ctx.on_sample(row, record)
 
-    ctx.solver.run_searches(tasks, on_result=on_result, cancel=ctx.cancel)
+    pending = []
+    for row in range(len(tasks)):
+        saved = ctx.replay.get(str(int(ctx.source[row])))
+        if saved is None:
+            pending.append(row)
+        else:  # solved before an interruption: replayed, never solved again
+            on_result(row, SearchResult.from_dict(saved), fresh=False)
+    if pending:
+        ctx.solver.run_searches([tasks[row] for row in pending],
+                                on_result=lambda i, result: on_result(pending[i], result), cancel=ctx.cancel)
     kept_rows.sort(key=lambda item: item[0])  # task order, whatever order the workers finished in
     if not kept_rows:
         return AugmentResult(SyntheticBatch.empty(ctx.x.shape[1]), verification, counts)

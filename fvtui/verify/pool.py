@@ -13,6 +13,7 @@ a Textual screen. They talk over a socketpair wrapped in multiprocessing's Conne
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -87,22 +88,66 @@ class _Job:
         return SearchResult(status, list(self.counterexamples), queries, eps, now - self.started, message)
 
 
+class _Spawner:
+    """Forks every worker from one daemon thread that lives as long as the process.
+
+    A worker asks the kernel to kill it when its parent dies (worker.die_with_parent), and Linux
+    takes the parent to be the *thread* that forked it: forked from the app's short-lived engine
+    thread, workers would die with that thread. One per process, because that is its purpose.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="fvtui-solver-spawner", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            start, box, done = self._requests.get()
+            try:
+                box.append(start())
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                box.append(exc)
+            done.set()
+
+    def run(self, start: Callable[[], Any]) -> Any:
+        box: list[Any] = []
+        done = threading.Event()
+        self._requests.put((start, box, done))
+        done.wait()
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
+
+
+_spawner_lock = threading.Lock()
+_spawner: _Spawner | None = None
+
+
+def _spawn(start: Callable[[], Any]) -> Any:
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = _Spawner()
+    return _spawner.run(start)
+
+
 class _Worker:
     def __init__(self, memory_limit_mb: int | None, grace: float) -> None:
         ours, theirs = socket.socketpair()
         self.log = tempfile.TemporaryFile()  # its stderr: the last words of a crashed solver
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
-        argv = [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(memory_limit_mb or 0), str(grace)]
+        argv = [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(memory_limit_mb or 0), str(grace),
+                str(os.getpid())]
         with theirs:
-            self.proc = subprocess.Popen(
+            self.proc = _spawn(lambda: subprocess.Popen(
                 argv,
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=self.log,
                 env=env,
-            )
+            ))
         self.conn = Connection(ours.detach())
         self.net_key: str | None = None
         self.job: int | None = None

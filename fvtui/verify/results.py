@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +56,21 @@ class SearchResult:
     @property
     def solver_seconds(self) -> float:
         return sum(q.seconds for q in self.queries)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON, bit-exact: counterexamples as base64 float32 (the round journal stores this)."""
+        data = dataclasses.asdict(self)
+        data["counterexamples"] = [{**dataclasses.asdict(ce), "x": base64.b64encode(
+            np.ascontiguousarray(ce.x, np.float32).tobytes()).decode()} for ce in self.counterexamples]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SearchResult":
+        data = dict(data)
+        data["queries"] = [QueryRecord(**q) for q in data["queries"]]
+        data["counterexamples"] = [Counterexample(**{**ce, "x": np.frombuffer(
+            base64.b64decode(ce["x"]), np.float32).copy()}) for ce in data["counterexamples"]]
+        return cls(**data)
 
 
 @dataclass

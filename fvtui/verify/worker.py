@@ -2,15 +2,17 @@
 
 It runs Marabou, which can hang past its own timeout and eat memory, so the parent keeps the
 deadline and kills; the worker only caps its address space and makes sure it never outlives
-the parent: an idle worker exits on EOF, a busy one when a send fails, and a query still
-running well past the parent's own kill time ends the process by itself (a C-level
-faulthandler timer: `MarabouCore.solve` holds the GIL, so no Python thread could).
-PR_SET_PDEATHSIG is not used: it fires when the *thread* that started the worker ends, and the
-app may create the pool from a short-lived worker thread.
+the parent. On Linux the kernel SIGKILLs it the moment the parent dies (PR_SET_PDEATHSIG, which
+works inside `MarabouCore.solve` too, where the GIL keeps every Python thread out; the pool forks
+workers from one thread that lives as long as the process, since the signal follows the thread
+that forked). Elsewhere, and as a backstop: an idle worker exits on EOF, a busy one when a send
+fails, and a query still running well past the parent's own kill time ends the process by itself
+(a C-level faulthandler timer).
 """
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import os
 import resource
@@ -79,8 +81,21 @@ def _serve(conn: Connection, grace: float) -> None:
         conn.send(("done", job_id, result))
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask the kernel for SIGKILL when the parent dies; exit now if it already has."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(0)
+
+
 def main() -> None:
-    fd, limit_mb, grace = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+    fd, limit_mb, grace, parent = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # Solvers fill every core; a lower priority keeps the app answering keys while they do, and
     # costs nothing when they have the machine to themselves.
