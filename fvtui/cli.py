@@ -10,11 +10,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from .errors import UserError
-
-SETTING_FLAGS = ("strategy", "augment", "query_size", "pool_size", "advs_per_sample", "eps_start", "eps_step",
-                 "verify_timeout")
-
+from .errors import EXIT_CODES, UserError
 
 class Parser(argparse.ArgumentParser):
     """argparse, but usage errors exit with code 2 and one line, like every other user error."""
@@ -24,80 +20,65 @@ class Parser(argparse.ArgumentParser):
                   if " " in self.prog else f"fvtui: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="fvtui", description="Deep active learning improved with formal verification.")
-    parser.add_argument("--sessions-dir", help="where sessions live (default: $FVTUI_SESSIONS_DIR or ./sessions)")
-    sub = parser.add_subparsers(dest="command", parser_class=Parser)
+def _shared_options(defaults: bool) -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name (a value after the name wins)."""
+    shared = argparse.ArgumentParser(add_help=False)
+    keep = None if defaults else argparse.SUPPRESS
+    shared.add_argument("--sessions-dir", default=keep,
+                        help="where sessions live (default: $FVTUI_SESSIONS_DIR or ./sessions)")
+    shared.add_argument("--data-dir", default=keep,
+                        help="dataset folder (default: $FVTUI_DATA_DIR or a per-user cache)")
+    return shared
 
-    new = sub.add_parser("new", help="start a session (the app, or --headless)")
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .schema import add_flags, scoped
+
+    parser = Parser(prog="fvtui", description="Deep active learning improved with formal verification.",
+                    epilog=EXIT_CODES, parents=[_shared_options(defaults=True)])
+    parser.add_argument("--version", action="version", version=f"fvtui {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
+    shared = [_shared_options(defaults=False)]
+
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=shared, epilog=EXIT_CODES, **kwargs)
+
+    new = command("new", help="start a session (the app, or --headless)")
     new.add_argument("--dataset", required=True, help="mnist, fashionmnist, cifar10 or demo")
     new.add_argument("--name", help="session name (default: dataset-strategy-augment-sSEED)")
-    new.add_argument("--rounds", type=int, default=20)
-    new.add_argument("--init-size", type=int, default=50)
-    new.add_argument("--epochs", type=int, default=10)
-    new.add_argument("--hidden", default="32", help="hidden layer widths, e.g. 32 (default) or 100,100")
-    new.add_argument("--seed", type=int, default=0)
-    new.add_argument("--train-initial", action="store_true",
-                     help="train every round on the initial labeled samples too (the protocol uses them only "
-                          "for the initial network)")
-    new.add_argument("--init", default="glorot", help="weight initialisation: glorot (Keras', the protocol) or "
-                                                      "torch (nn.Linear's)")
-    _add_settings(new, defaults=True)
+    add_flags(new, scoped("session") + scoped("round"), defaults=True)
     _add_run_flags(new)
 
-    resume = sub.add_parser("resume", help="continue a saved session after its last finished round")
+    resume = command("resume", help="continue a saved session after its last finished round")
     resume.add_argument("name")
     resume.add_argument("--rounds", type=int, help="new target number of rounds")
-    _add_settings(resume, defaults=False)
+    add_flags(resume, scoped("round"), defaults=False)
     _add_run_flags(resume)
 
-    sub.add_parser("list", help="table of saved sessions")
+    command("list", help="table of saved sessions")
 
-    show = sub.add_parser("show", help="a session's configuration, rounds and AUBC")
+    show = command("show", help="a session's configuration, rounds and AUBC")
     show.add_argument("name")
     show.add_argument("--json", action="store_true", help="machine-readable output")
 
-    export = sub.add_parser("export", help="learning curve as CSV, synthetic samples as .npz and PNG")
+    export = command("export", help="learning curve as CSV, synthetic samples as .npz and PNG")
     export.add_argument("name")
     export.add_argument("--out", required=True, help="folder to write into")
-    export.add_argument("--data-dir", help="dataset folder (for the originals beside each synthetic sample)")
 
-    delete = sub.add_parser("delete", help="delete a saved session")
+    delete = command("delete", help="delete a saved session")
     delete.add_argument("name")
     delete.add_argument("--yes", action="store_true", help="do not ask")
 
     from .bench.command import add_parser as add_bench_parser
 
-    add_bench_parser(sub)
+    add_bench_parser(sub, shared)
     return parser
-
-
-def _add_settings(p: argparse.ArgumentParser, defaults: bool) -> None:
-    from .config import RoundSettings
-
-    d = RoundSettings() if defaults else None
-
-    def default(name: str):
-        return getattr(d, name) if d else None
-
-    p.add_argument("--strategy", default=default("strategy"),
-                   help="random, entropy, margin, badge, coreset, dfal or fvaal (default: fvaal)")
-    p.add_argument("--augment", default=default("augment"), help="none, deepfool, fgsm or fv (default: fv)")
-    p.add_argument("--query-size", type=int, default=default("query_size"))
-    p.add_argument("--pool-size", type=int, default=default("pool_size"))
-    p.add_argument("--advs-per-sample", type=int, default=default("advs_per_sample"),
-                   help="synthetic samples per queried sample (k)")
-    p.add_argument("--eps-start", type=float, default=default("eps_start"),
-                   help="first L-inf radius of the fv search (fvaal: its FGSM eps + eps-step)")
-    p.add_argument("--eps-step", type=float, default=default("eps_step"))
-    p.add_argument("--verify-timeout", type=float, default=default("verify_timeout"),
-                   help="seconds per solver query (default: 1800, the authors' budget)")
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true", help="no app: print one line per round")
     p.add_argument("--workers", type=int, default=None, help="solver processes (default: number of CPUs)")
-    p.add_argument("--data-dir", help="dataset folder (default: $FVTUI_DATA_DIR or a per-user cache)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -145,12 +126,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _new(store, args: argparse.Namespace) -> int:
-    from .config import RoundSettings, SessionConfig, parse_hidden
+    from .config import RoundSettings, SessionConfig
+    from .schema import scoped
 
-    settings = RoundSettings(**{k: getattr(args, k) for k in SETTING_FLAGS})
-    config = SessionConfig(dataset=args.dataset, seed=args.seed, rounds=args.rounds, init_size=args.init_size,
-                           hidden=parse_hidden(args.hidden), epochs=args.epochs, settings=settings,
-                           train_initial=args.train_initial, init=args.init).validate()
+    settings = RoundSettings(**{s.name: getattr(args, s.name) for s in scoped("round")})
+    config = SessionConfig(dataset=args.dataset, settings=settings,
+                           **{s.name: getattr(args, s.name) for s in scoped("session")}).validate()
     name = args.name or store.unique_name(f"{config.dataset}-{settings.strategy}-{settings.augment}-s{config.seed}")
     store.path(name)
     if store.exists(name):
@@ -170,7 +151,9 @@ def _new(store, args: argparse.Namespace) -> int:
 
 
 def _resume(store, args: argparse.Namespace) -> int:
-    changes = {k: getattr(args, k) for k in SETTING_FLAGS if getattr(args, k) is not None}
+    from .schema import scoped
+
+    changes = {s.name: getattr(args, s.name) for s in scoped("round") if getattr(args, s.name) is not None}
     if not args.headless:
         from .app import run_app
 

@@ -7,10 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UserError
-from .registry import plugin_names
 
 DATASETS = ("mnist", "fashionmnist", "cifar10", "demo")
-INITS = ("glorot", "torch")
 
 # Protocol versions a session can record. 2 follows the authors' code (PROTOCOL.md, corrected
 # 2026-12-01); 1 is what fvtui 0.1 ran, kept so that its sessions resume exactly as they began.
@@ -38,19 +36,9 @@ class RoundSettings:
     verify_timeout: float = 1800.0  # seconds per solver query: the authors' budget
 
     def validate(self) -> "RoundSettings":
-        strategies, augmentations = plugin_names("fvtui.strategies"), plugin_names("fvtui.augment")
-        if self.strategy not in strategies:
-            raise UserError(f"unknown strategy '{self.strategy}'; choose one of: {', '.join(strategies)}")
-        if self.augment not in augmentations:
-            raise UserError(f"unknown augmentation '{self.augment}'; choose one of: {', '.join(augmentations)}")
-        _check_int("query size", self.query_size, 1, 100_000)
-        _check_int("pool size", self.pool_size, 1, 10_000_000)
+        _check_scope(self, "round")
         if self.query_size > self.pool_size:
             raise UserError(f"query size {self.query_size} is larger than the pool size {self.pool_size}")
-        _check_int("counterexamples per sample", self.advs_per_sample, 1, 1000)
-        _check_float("eps start", self.eps_start, 0.0, 1.0, low_open=True)
-        _check_float("eps step", self.eps_step, 0.0, 1.0, low_open=True)
-        _check_float("verify timeout", self.verify_timeout, 0.0, 86_400.0, low_open=True)
         return self
 
     def replace(self, **changes: Any) -> "RoundSettings":
@@ -82,19 +70,7 @@ class SessionConfig:
     def validate(self) -> "SessionConfig":
         if self.dataset not in DATASETS:
             raise UserError(f"unknown dataset '{self.dataset}'; choose one of: {', '.join(DATASETS)}")
-        _check_int("seed", self.seed, 0, 2**32 - 1)
-        _check_int("rounds", self.rounds, 1, 10_000)
-        _check_int("initial labeled size", self.init_size, 1, 1_000_000)
-        if not self.hidden:
-            raise UserError("--hidden needs at least one layer width, e.g. 128 or 100,100")
-        for width in self.hidden:
-            _check_int("hidden layer width", width, 1, 100_000)
-        _check_int("epochs", self.epochs, 1, 10_000)
-        _check_int("batch size", self.batch_size, 1, 100_000)
-        _check_float("learning rate", self.lr, 0.0, 10.0, low_open=True)
-        if self.init not in INITS:
-            raise UserError(f"unknown initialisation '{self.init}'; choose one of: {', '.join(INITS)}")
-        _check_float("Adam eps", self.adam_eps, 0.0, 1.0, low_open=True)
+        _check_scope(self, "session")
         if self.protocol not in (LEGACY_PROTOCOL, PROTOCOL):
             raise UserError(f"unknown protocol {self.protocol}; this fvtui runs protocols {LEGACY_PROTOCOL} "
                             f"and {PROTOCOL}")
@@ -119,23 +95,13 @@ def with_protocol(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise UserError(f"--hidden takes layer widths separated by commas (e.g. 128 or 100,100), not '{text}'") from None
-    return widths
+    from .schema import BY_NAME
+
+    return BY_NAME["hidden"].parse(text)
 
 
-def _check_int(what: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UserError(f"{what} must be a whole number, not {value!r}")
-    if not low <= value <= high:
-        raise UserError(f"{what} must be between {low} and {high}, not {value}")
+def _check_scope(values: Any, scope: str) -> None:
+    from .schema import scoped
 
-
-def _check_float(what: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise UserError(f"{what} must be a number, not {value!r}")
-    if value < low or value > high or (low_open and value == low):
-        bracket = "(" if low_open else "["
-        raise UserError(f"{what} must be in {bracket}{low}, {high}], not {value}")
+    for setting in scoped(scope):
+        setting.check(getattr(values, setting.name))

@@ -31,7 +31,6 @@ from .seeding import rng_for, seed_for
 from .store import Session, now
 from .strategies import STRATEGIES, SelectionContext
 
-AUGMENTATIONS_THAT_VERIFY = frozenset({"fv"})
 # Small matrices: one thread is as fast as two, and two threads collapse (30x here) when the other
 # core is busy with a solver or a second session, because OpenMP's workers spin on each other.
 TORCH_THREADS = 1
@@ -39,7 +38,8 @@ TORCH_THREADS = 1
 
 class Engine:
     def __init__(self, session: Session, dataset: Dataset, *, workers: int | None = None,
-                 on_event: EventSink | None = None, cancel: threading.Event | None = None) -> None:
+                 on_event: EventSink | None = None, cancel: threading.Event | None = None,
+                 solver_factory: Callable[[int | None], object] | None = None) -> None:
         if session.config.dataset != dataset.name:
             raise UserError(f"session '{session.name}' uses dataset '{session.config.dataset}', not '{dataset.name}'")
         self.session = session
@@ -48,6 +48,7 @@ class Engine:
         self.emit: EventSink = on_event or (lambda event: None)
         self.cancel = cancel or threading.Event()
         self._solver = None
+        self._solver_factory = solver_factory  # tests hand in a fake; by default a SolverPool of `workers`
         torch.set_num_threads(TORCH_THREADS)
         self._prepare()
 
@@ -92,9 +93,11 @@ class Engine:
     def solver(self):
         """The solver pool, started on first use (only verifying augmentations and the inspector need it)."""
         if self._solver is None:
-            from .verify import SolverPool
+            if self._solver_factory is None:
+                from .verify import SolverPool
 
-            self._solver = SolverPool(self.workers)
+                self._solver_factory = SolverPool
+            self._solver = self._solver_factory(self.workers)
         return self._solver
 
     def close(self) -> None:
@@ -141,7 +144,7 @@ class Engine:
         self.emit(SamplesQueried(r, tuple(picks)))
 
         with _Phase(self, r, "augment", seconds):
-            needs_solver = settings.augment in AUGMENTATIONS_THAT_VERIFY
+            needs_solver = bool(AUGMENTATIONS.trait(settings.augment, "needs_solver"))
             replay, save = {}, (lambda item, data: None)
             if needs_solver:
                 journal = self.session.journal(r, self._journal_key(r, settings, queried))

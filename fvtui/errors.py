@@ -9,3 +9,8 @@ class UserError(Exception):
 
 class Cancelled(Exception):
     """The run was asked to stop; the round in progress is discarded, finished rounds stay."""
+
+
+EXIT_CODES = ("exit codes: 0 done; 1 a benchmark session failed, or a deletion was declined; 2 a mistake in what "
+              "was asked (unknown name, out-of-range value, missing data or session), nothing saved was changed; "
+              "130 interrupted (finished rounds and saved samples are kept)")

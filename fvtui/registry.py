@@ -12,18 +12,26 @@ T = TypeVar("T", bound=Callable)
 
 
 class Registry(Generic[T]):
+    """Plug-ins by name, each with the traits it declares (what it needs from the engine), so that
+    nothing outside a plug-in has to know a plug-in's name."""
+
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._traits: dict[str, dict[str, object]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, **traits: object) -> Callable[[T], T]:
         def add(func: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
             self._items[name] = func
+            self._traits[name] = traits
             return func
 
         return add
+
+    def trait(self, name: str, trait: str, default: object = False) -> object:
+        return self._traits[name].get(trait, default)
 
     def __getitem__(self, name: str) -> T:
         return self._items[name]

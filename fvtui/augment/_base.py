@@ -42,6 +42,9 @@ class AugmentResult:
 
 
 Augmentation = Callable[[AugmentContext], AugmentResult]
+# Traits an augmentation may declare when it registers:
+#   needs_solver: it verifies, so it gets the solver pool, streams each sample's result through
+#   `on_sample` as it ends, and the engine journals those results (replay / save).
 AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation")
 
 

@@ -45,7 +45,7 @@ def start_of(ctx: AugmentContext, row: int) -> tuple[float, tuple[np.ndarray, ..
     return eps_start, (anchor.x[row],)
 
 
-@AUGMENTATIONS.register("fv")
+@AUGMENTATIONS.register("fv", needs_solver=True)
 def fv(ctx: AugmentContext) -> AugmentResult:
     settings = ctx.settings
     scores = logits(ctx.model, ctx.x)

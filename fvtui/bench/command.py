@@ -6,20 +6,23 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import EXIT_CODES, UserError
 
 EXAMPLE = ("examples: fvtui bench --dataset mnist --paper --jobs 2;  "
            "fvtui bench --dataset demo --methods random+none,badge+fv --seeds 0-1 --rounds 5;  "
-           "fvtui bench --name bench-mnist --report-only")
+           "fvtui bench --name bench-mnist --report-only.  " + EXIT_CODES)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    from ..schema import add_flags
+    from .spec import ENGINE_SETTINGS
+
     p = sub.add_parser(
         "bench", help="run methods x seeds as sessions; accuracy CSV, AUBC tables, figure, diversity, timing",
         description="Run every method x seed as a headless session of its own, grouped in "
                     "SESSIONS_DIR/NAME/, skipping finished sessions (an interrupted benchmark resumes), then write "
                     "the comparison into the output folder. Engine flags left out are taken from the benchmark's "
-                    "bench.json, else the paper's protocol.", epilog=EXAMPLE)
+                    "bench.json, else the paper's protocol.", epilog=EXAMPLE, parents=parents)
     p.add_argument("--dataset", help="mnist, fashionmnist, cifar10 or demo (may be left out for an existing --name)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--methods", help="comma-separated STRATEGY+AUGMENTATION (e.g. random+none,badge+fv) "
@@ -31,23 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="sessions run side by side (default 1); each gets "
                                                        "CPUs/jobs solver workers")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="solver processes per session (default: CPUs // jobs)")
-    p.add_argument("--data-dir", help="dataset folder (default: $FVTUI_DATA_DIR or a per-user cache)")
     p.add_argument("--report-only", action="store_true",
                    help="re-make the outputs from the saved sessions, run nothing")
     engine = p.add_argument_group("engine settings (default: the benchmark's bench.json, else the protocol)")
-    engine.add_argument("--rounds", type=int, metavar="N")
-    engine.add_argument("--init-size", type=int, metavar="N")
-    engine.add_argument("--query-size", type=int, metavar="N")
-    engine.add_argument("--pool-size", type=int, metavar="N")
-    engine.add_argument("--epochs", type=int, metavar="N")
-    engine.add_argument("--hidden", metavar="WIDTHS", help="hidden layer widths, e.g. 128 or 100,100")
-    engine.add_argument("--train-initial", action="store_true", default=None,
-                        help="train every round on the initial labeled samples too")
-    engine.add_argument("--init", metavar="INIT", help="weight initialisation: glorot (the protocol) or torch")
-    engine.add_argument("--advs-per-sample", type=int, metavar="K", help="synthetic samples per queried sample (k)")
-    engine.add_argument("--eps-start", type=float, metavar="EPS")
-    engine.add_argument("--eps-step", type=float, metavar="EPS")
-    engine.add_argument("--verify-timeout", type=float, metavar="SECONDS", help="seconds per solver query")
+    add_flags(engine, ENGINE_SETTINGS, defaults=False)
     return p
 
 

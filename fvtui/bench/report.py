@@ -151,6 +151,15 @@ def make(spec: BenchSpec, out: Path, say: Callable[[str], None] = print) -> Outp
     if missing or incomplete:
         page += [f"Not in the tables: {len(missing)} session(s) not started ({', '.join(missing) or '-'}), "
                  f"{len(incomplete)} unfinished ({', '.join(incomplete) or '-'}).", ""]
+    verified = [r for r in finished if any(rec.verification for rec in r.records)]
+    timed_out = [r.name for r in verified if any(rec.queries.timeout for rec in r.records)]
+    if timed_out:
+        page += [f"Results that depend on the machine's load: {len(timed_out)} of {len(verified)} verifying "
+                 f"sessions had solver queries time out ({', '.join(timed_out)}); with more time the same seeds "
+                 "can find more counterexamples.", ""]
+    elif verified:
+        page += [f"No solver query timed out in the {len(verified)} verifying sessions: their results do not "
+                 "depend on the machine's load.", ""]
     page += [_strip_title(aubc_md), "", "![learning curves](learning_curves.png)", "",
              "![learning curves by strategy](learning_curves_by_strategy.png)", "",
              _strip_title(div_md), "", _strip_title(time_md)]

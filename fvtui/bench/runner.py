@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
+from ..schema import SETTINGS
 from ..store import SessionLocked, SessionStore
 from .methods import Method
 from .spec import BenchSpec
@@ -81,14 +82,10 @@ def child_command(spec: BenchSpec, job: Job, workers: int, data_dir: str | None)
         tail += ["--data-dir", data_dir]
     if job.exists:
         return [*base, "resume", job.name, *tail]
-    cfg, s = spec.config_for(job.method, job.seed), spec.template.settings
-    return [*base, "new", "--dataset", cfg.dataset, "--name", job.name, "--seed", str(job.seed),
-            "--strategy", job.method.strategy, "--augment", job.method.augment,
-            "--init-size", str(cfg.init_size), "--epochs", str(cfg.epochs), "--hidden", ",".join(map(str, cfg.hidden)),
-            "--query-size", str(s.query_size), "--pool-size", str(s.pool_size),
-            "--advs-per-sample", str(s.advs_per_sample), "--eps-start", repr(s.eps_start),
-            "--eps-step", repr(s.eps_step), "--verify-timeout", repr(s.verify_timeout), "--init", cfg.init,
-            *(["--train-initial"] if cfg.train_initial else []), *tail]
+    cfg = spec.config_for(job.method, job.seed)
+    flags = [word for s in SETTINGS if s.flag and s.name != "rounds"
+             for word in s.as_args(getattr(cfg.settings if s.scope == "round" else cfg, s.name))]
+    return [*base, "new", "--dataset", cfg.dataset, "--name", job.name, *flags, *tail]
 
 
 class _Running:

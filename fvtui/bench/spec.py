@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import PROTOCOL_NAMES, RoundSettings, SessionConfig, parse_hidden, with_protocol
+from ..config import PROTOCOL_NAMES, RoundSettings, SessionConfig, with_protocol
+from ..schema import SETTINGS
 from ..errors import UserError
 from ..store import Session, SessionStore
 from .methods import Method, paper_methods, parse_method, parse_methods, parse_seeds
 
 BENCH_FILE = "bench.json"
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
-# Engine flags of `fvtui bench`, as SessionConfig / RoundSettings field names.
-CONFIG_FLAGS = ("rounds", "init_size", "hidden", "epochs", "train_initial", "init")
-SETTING_FLAGS = ("query_size", "pool_size", "advs_per_sample", "eps_start", "eps_step", "verify_timeout")
+# Engine flags of `fvtui bench`: every setting but those that make a benchmark's methods and seeds.
+ENGINE_SETTINGS = tuple(s for s in SETTINGS if s.name not in ("seed", "strategy", "augment"))
 NOT_COMPARED = ("dataset", "seed", "rounds", "strategy", "augment")
 
 
@@ -156,19 +156,20 @@ def resolve(args: argparse.Namespace, sessions_root: Path) -> BenchSpec:
         saved["settings"] = stored
     protocol = _flat(SessionConfig(dataset=dataset), keep_rounds=True)
     values: dict[str, Any] = {}
-    for key in (*CONFIG_FLAGS, *SETTING_FLAGS, "batch_size", "lr", "adam_eps", "protocol"):
+    for key in (*(s.name for s in ENGINE_SETTINGS), "protocol"):
         flag = getattr(args, key, None)
         if flag is not None:
-            values[key] = parse_hidden(flag) if key == "hidden" else flag
+            values[key] = flag
         elif key in stored:
             values[key] = tuple(stored[key]) if key == "hidden" else stored[key]
         else:
             values[key] = protocol[key]
     if args.report_only and args.rounds is None and "rounds" not in stored:
         values["rounds"] = _longest(root)
-    settings = RoundSettings(**{k: values[k] for k in SETTING_FLAGS})
+    round_names = {f.name for f in dataclasses.fields(RoundSettings)}
+    settings = RoundSettings(**{k: v for k, v in values.items() if k in round_names})
     template = SessionConfig(dataset=dataset, seed=0, settings=settings,
-                             **{k: values[k] for k in (*CONFIG_FLAGS, "batch_size", "lr", "adam_eps", "protocol")})
+                             **{k: v for k, v in values.items() if k not in round_names})
     spec = BenchSpec(name, root, dataset, methods, seeds, template, saved)
     for method in methods or []:
         spec.config_for(method, 0)  # every flag checked before anything runs

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from ...config import DATASETS, RoundSettings, SessionConfig, parse_hidden
+from ...config import DATASETS, RoundSettings, SessionConfig
 from ...errors import UserError
+from ...schema import scoped
 from ...store import SessionStore
 from ..widgets.form import Field
 from .form_dialog import FormDialog
-from .settings import round_fields
-
-SESSION_FIELDS = (("rounds", "rounds", int), ("seed", "seed", int), ("init_size", "initial labeled size", int),
-                  ("epochs", "epochs", int))
+from .settings import round_fields, schema_field, schema_values
 
 
 class NewSessionScreen(FormDialog):
@@ -23,18 +21,16 @@ class NewSessionScreen(FormDialog):
         super().__init__("New session", [
             Field("name", "name (empty: automatic)", str, ""),
             Field("dataset", "dataset", DATASETS, defaults.dataset),
-            *(Field(key, label, kind, getattr(defaults, key)) for key, label, kind in SESSION_FIELDS),
-            Field("hidden", "hidden layers", str, ",".join(map(str, defaults.hidden))),
+            *(schema_field(s, getattr(defaults, s.name)) for s in scoped("session") if s.flag),
             *round_fields(defaults.settings),
         ])
         self.store = store
 
     def checked(self) -> tuple[str, SessionConfig]:
-        values = self.form.values()
+        values = schema_values(self.form.values())
         name = values.pop("name")
-        fixed = {key: values.pop(key) for key in ("dataset", *(k for k, _, _ in SESSION_FIELDS))}
-        config = SessionConfig(hidden=parse_hidden(values.pop("hidden")), settings=RoundSettings(**values),
-                               **fixed).validate()
+        fixed = {key: values.pop(key) for key in ("dataset", *(s.name for s in scoped("session") if s.flag))}
+        config = SessionConfig(settings=RoundSettings(**values), **fixed).validate()
         s = config.settings
         name = name or self.store.unique_name(f"{config.dataset}-{s.strategy}-{s.augment}-s{config.seed}")
         self.store.path(name)  # refuses a bad name

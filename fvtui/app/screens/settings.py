@@ -10,20 +10,37 @@ import dataclasses
 
 from ...config import RoundSettings
 from ...errors import UserError
-from ...registry import plugin_names
+from ...schema import Setting, scoped
 from ...store import Session
 from ..widgets.form import Field
 from .form_dialog import FormDialog
 
-ROUND_FIELDS = (("eps_start", "eps start", float), ("eps_step", "eps step", float),
-                ("advs_per_sample", "counterexamples per sample", int), ("verify_timeout", "solver timeout (s)", float),
-                ("query_size", "query size", int), ("pool_size", "pool size", int))
+
+def schema_field(setting: Setting, value) -> Field:
+    """A form field for a setting: choices as a list, layer widths as text, the rest typed."""
+    if setting.kind == "choice":
+        return Field(setting.name, setting.form_label, tuple(setting.choices()), value)
+    if setting.kind is bool:
+        return Field(setting.name, setting.form_label, ("off", "on"), setting.shown(value))
+    if setting.kind == "widths":
+        return Field(setting.name, setting.form_label, str, setting.shown(value))
+    return Field(setting.name, setting.form_label, setting.kind, value)
+
+
+def schema_values(values: dict) -> dict:
+    """Form values back to setting values (widths parsed, on/off to booleans)."""
+    from ...schema import BY_NAME
+
+    out = dict(values)
+    for key, value in values.items():
+        setting = BY_NAME.get(key)
+        if setting is not None and (setting.kind == "widths" or setting.kind is bool):
+            out[key] = setting.parse(value)
+    return out
 
 
 def round_fields(settings: RoundSettings) -> list[Field]:
-    return [Field("strategy", "strategy", tuple(plugin_names("fvtui.strategies")), settings.strategy),
-            Field("augment", "augmentation", tuple(plugin_names("fvtui.augment")), settings.augment),
-            *(Field(key, label, kind, getattr(settings, key)) for key, label, kind in ROUND_FIELDS)]
+    return [schema_field(s, getattr(settings, s.name)) for s in scoped("round") if s.flag]
 
 
 class SettingsScreen(FormDialog):
@@ -36,7 +53,7 @@ class SettingsScreen(FormDialog):
         self.session = session
 
     def checked(self) -> tuple[RoundSettings, int]:
-        values = self.form.values()
+        values = schema_values(self.form.values())
         rounds = values.pop("rounds")
         settings = self.session.settings.replace(**values)
         dataclasses.replace(self.session.config, rounds=rounds).validate()
