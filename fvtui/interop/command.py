@@ -23,9 +23,10 @@ def add_export_flags(export: argparse.ArgumentParser) -> None:
                         help="only round R (--vnnlib: its queries; --onnx: the model after it, 0 for the initial)")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction, shared: list | None = None) -> argparse.ArgumentParser:
+    """The `verify` subcommand; `shared` (cli.py's parent parsers) brings --sessions-dir and --data-dir."""
     p = sub.add_parser(
-        "verify", help="verify a feed-forward ReLU network from ONNX around test samples (Marabou)",
+        "verify", parents=shared or [], help="verify a feed-forward ReLU network from ONNX around test samples (Marabou)",
         description="Read a feed-forward ReLU network (Gemm / MatMul+Add / Relu / Flatten) from ONNX and "
                     "verify its L-inf robustness around the first N test samples of a dataset with fvtui's "
                     "solver pool: at one eps, or the certified radius. Counterexamples are written as PNGs.",
@@ -41,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the counterexample PNGs (default: MODEL-verify)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--workers", type=int, default=None, help="solver processes (default: number of CPUs)")
-    p.add_argument("--data-dir", help="dataset folder (default: $FVTUI_DATA_DIR or a per-user cache)")
+    if not any("--data-dir" in a.option_strings for parent in shared or [] for a in parent._actions):
+        p.add_argument("--data-dir", help="dataset folder (default: $FVTUI_DATA_DIR or a per-user cache)")
     return p
 
 
@@ -50,7 +52,7 @@ def main_verify(store, args: argparse.Namespace) -> int:
 
     opts = VerifyOptions(model=args.model, dataset=args.dataset, samples=args.samples, eps=args.eps,
                          radius=args.radius, precision=args.precision, timeout=args.timeout, out=args.out,
-                         workers=args.workers, data_dir=args.data_dir, as_json=args.json)
+                         workers=args.workers, data_dir=getattr(args, "data_dir", None), as_json=args.json)
     report = run_verify(opts)
     print_report(report, args.json)
     return 0
@@ -73,7 +75,7 @@ def main_export(store, args: argparse.Namespace, say=print) -> int:
         if r is not None and not low <= r <= last:
             raise UserError(f"session '{args.name}' has rounds {low} to {last}, not round {r}" if last >= low else
                             f"session '{args.name}' has no finished round")
-        dataset = load_dataset(session.config.dataset, args.data_dir)
+        dataset = load_dataset(session.config.dataset, getattr(args, "data_dir", None))
         if args.vnnlib:  # the rounds to export first: a round without queries writes nothing
             if r is not None:
                 rebuilt = [rebuild_round(session, dataset, r)]
