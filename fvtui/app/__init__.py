@@ -5,13 +5,18 @@ from __future__ import annotations
 
 def run_app(store, *, new_config=None, new_name: str | None = None, resume_name: str | None = None,
             data_dir: str | None = None, workers: int | None = None, settings_changes: dict | None = None,
-            rounds: int | None = None) -> int:
+            rounds: int | None = None, images: str | None = None) -> int:
     """Open the browser, a new session, or a saved one; returns the exit code.
 
     What can be refused is refused before the terminal is taken over (a UserError for the CLI to
     print: a locked session, invalid changes); a new session is created only once its data loaded.
     """
-    from .app import make_app  # textual-image asks the terminal what it can draw here, before the app runs
+    from . import images as pictures
+
+    # How pictures are drawn: `images` (--images), FVTUI_IMAGES, or the terminal's answers, asked for
+    # here, before Textual reads the keyboard (an unknown mode is a UserError).
+    pictures.configure(images)
+    from .app import make_app
 
     session = None
     if resume_name is not None:

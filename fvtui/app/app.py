@@ -22,6 +22,7 @@ from textual.worker import Worker, WorkerState
 
 from ..config import SessionConfig
 from ..store import Session, SessionLocked, SessionStore
+from .images import ReplyFilter, late_replies_expected
 from .runner import Loader, Runner, load_dataset
 from .screens.browser import BrowserScreen
 from .screens.confirm import ConfirmScreen
@@ -54,6 +55,26 @@ class FvtuiApp(App):
         self._quitting = False
         self.runners: list[Runner] = []  # every session worker started, so that exit can wait for them
         self.exit_code = 0
+        # The terminal did not answer the graphics queries in time: its replies may still come, as keys.
+        self._replies = ReplyFilter(self._replay) if late_replies_expected() else None
+
+    async def on_event(self, event: events.Event) -> None:
+        replies = self._replies
+        if (replies is not None and isinstance(event, events.Key) and not event.is_forwarded
+                and not getattr(event, "fvtui_replayed", False)):
+            if replies.feed(event):
+                self.set_timer(replies.hold + 0.05, replies.expire)
+                return
+            if not replies.armed:
+                self._replies = None
+        await super().on_event(event)
+
+    def _replay(self, keys: list[events.Key]) -> None:
+        """Keys the reply filter held that were not a reply: handled now, in their order."""
+        for key in keys:
+            again = events.Key(key.key, key.character)
+            again.fvtui_replayed = True
+            self.post_message(again)
 
     # -- screens -------------------------------------------------------------------------------
     def on_mount(self) -> None:

@@ -17,7 +17,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.reactive import Reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Input, Label, Static
 
 from ...errors import Cancelled
@@ -43,6 +45,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class InspectorScreen(Screen):
+    # Textual repaints the whole screen on every focus change (its `focused` reactive repaints); the
+    # focused widget and the one left restyle themselves anyway, and a full repaint re-sends every
+    # picture on show to the terminal: a card-to-card move cost a screenful of images over SSH.
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
     AUTO_FOCUS = ""  # the eps field would swallow the letter keys; e focuses it
     BINDINGS = [
         Binding("escape", "close", "Back"),

@@ -14,7 +14,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical, VerticalScroll
+from textual.reactive import Reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Static, Tab, Tabs
 
 from ...errors import UserError
@@ -38,6 +40,10 @@ PANELS = (("curve", "1 Curve"), ("samples", "2 Samples"), ("table", "3 Table"), 
 
 
 class SessionScreen(Screen):
+    # Textual repaints the whole screen on every focus change (its `focused` reactive repaints); the
+    # focused widget and the one left restyle themselves anyway, and a full repaint re-sends every
+    # picture on show to the terminal: a card-to-card move cost a screenful of images over SSH.
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
     BINDINGS = [
         Binding("p", "pause", "Pause"),
         Binding("p", "resume", "Resume"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
@@ -74,8 +75,27 @@ class PreviewCard(Vertical, can_focus=True):
                         f"score {preview.score:.4g}, {preview.synthetic} synthetic")
 
     def paint(self) -> None:
+        """The picture, held back: `PreviewGrid` lets each card draw in its own frame once on show."""
         if self.preview is not None:
+            self.image.hold()
             self.image.image = to_pil(self.preview.pixels, self.shape)
+
+    # Textual repaints a widget's whole region when it gains or loses focus: for a card that is its
+    # picture sent to the terminal again on every arrow key. The focus shows in the caption (CSS), so
+    # only the caption needs repainting.
+    def _on_focus(self, event: events.Focus) -> None:
+        event.prevent_default()
+        self.has_focus = True
+        self.caption.refresh()
+        if self.parent is not None:
+            self.parent.post_message(events.DescendantFocus(self))
+
+    def _on_blur(self, event: events.Blur) -> None:
+        event.prevent_default()
+        self.has_focus = False
+        self.caption.refresh()
+        if self.parent is not None:
+            self.parent.post_message(events.DescendantBlur(self))
 
     def action_inspect(self) -> None:
         if self.preview is not None:
@@ -94,6 +114,7 @@ class PreviewGrid(Grid):
         self.previews: list[Preview] = []
         self.page = 0
         self._generation = 0  # a newer show() abandons the painting of an older one
+        self._pending: tuple[int, list[PreviewCard]] | None = None  # painting held while hidden
 
     def show(self, previews: list[Preview], shape: tuple[int, ...], page: int = 0) -> None:
         if not self.cards or self.cards[0].shape != shape:
@@ -110,12 +131,28 @@ class PreviewGrid(Grid):
         for card in self.cards[len(chunk):]:
             card.display = False
         self._generation += 1
-        self._paint(self._generation, self.cards[:len(chunk)])
+        cards = self.cards[:len(chunk)]
+        for card in cards:
+            card.paint()
+        self._pending = (self._generation, cards)
+        self._resume_painting()
 
     def _paint(self, generation: int, cards: list[PreviewCard]) -> None:
-        if cards and generation == self._generation:
-            cards[0].paint()
-            self.call_after_refresh(self._paint, generation, cards[1:])
+        """Lets one held picture draw per frame, and only while the grid is on show: a hidden panel's
+        pictures wait, so showing the panel lays it out and repaints it first (two frames), then
+        sends each picture once. Keys are answered between two pictures."""
+        if not cards or generation != self._generation:
+            return
+        if not self.region:
+            self._pending = (generation, cards)
+            return
+        cards[0].image.release()
+        self.call_after_refresh(self._paint, generation, cards[1:])
+
+    def _resume_painting(self) -> None:
+        if self._pending is not None and self.region:
+            pending, self._pending = self._pending, None
+            self.call_after_refresh(self._paint, *pending)
 
     @property
     def pages(self) -> int:
@@ -123,6 +160,10 @@ class PreviewGrid(Grid):
 
     def on_resize(self) -> None:
         self._fit_columns()
+        self._resume_painting()
+
+    def on_show(self) -> None:
+        self._resume_painting()
 
     def _fit_columns(self) -> None:
         """As many columns as fit. While the panel is hidden the grid has no width: the columns are
