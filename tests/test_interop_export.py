@@ -283,3 +283,13 @@ def test_a_round_out_of_range_is_refused(store, tmp_path):
         export(store, "grow", tmp_path, vnnlib=True, round=5)
     with pytest.raises(UserError, match="--round goes with --onnx or --vnnlib"):
         export(store, "grow", tmp_path, round=1)
+
+
+def test_a_protocol_1_session_rebuilds_exactly(demo):
+    """fvtui 0.1's fvaal+fv (its own start rules, legacy search): every query rebuilt, none left out."""
+    fixtures = SessionStore(Path(__file__).parent / "fixtures" / "protocol1")
+    with fixtures.open("old-fvaal-fv", writable=False) as session:
+        for r in range(1, len(session.rounds) + 1):
+            rebuilt = rebuild_round(session, demo, r)
+            assert not rebuilt.skipped
+            assert len(rebuilt.queries) == sum(v.queries for v in session.rounds[r - 1].verification) > 0
