@@ -293,3 +293,19 @@ def test_a_protocol_1_session_rebuilds_exactly(demo):
             rebuilt = rebuild_round(session, demo, r)
             assert not rebuilt.skipped
             assert len(rebuilt.queries) == sum(v.queries for v in session.rounds[r - 1].verification) > 0
+
+
+def test_a_sample_with_spurious_answers_is_left_out_and_named(store, demo, tmp_path):
+    from fvtui.interop.vnnlib import export_round
+
+    with store.open("grow", writable=False) as session:
+        first = session.rounds[0].verification[0]
+        first.spurious = 1  # in memory only: a solver answer the network did not confirm
+        rebuilt = rebuild_round(session, demo, 1)
+        assert [s for s, _ in rebuilt.skipped] == [first.source] and "spurious" in rebuilt.skipped[0][1]
+        assert first.source not in {q.sample for q in rebuilt.queries}
+        export_round(session, demo, rebuilt, tmp_path)
+        assert f"sample {first.source}: " in (tmp_path / "not_exported.txt").read_text()
+        rebuilt.queries = []
+        with pytest.raises(UserError, match="has no query that can be rebuilt exactly"):
+            export_round(session, demo, rebuilt, tmp_path / "none")
