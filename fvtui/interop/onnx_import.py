@@ -152,8 +152,3 @@ def _declared_size(value_info) -> int | None:
         return None
     return int(np.prod(sizes))
 
-
-def input_name(path: str | Path) -> str:
-    model = load_model(path)
-    names = {t.name for t in model.graph.initializer}
-    return next(i.name for i in model.graph.input if i.name not in names)
