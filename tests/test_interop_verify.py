@@ -82,9 +82,9 @@ def test_verify_at_one_eps_gives_the_table_and_pngs(small_onnx, pool, tmp_path, 
     json.dumps(report)  # --json prints it as is
 
 
-def test_certified_radius_brackets_the_first_counterexample(small_onnx, pool):
+def test_certified_radius_brackets_the_first_counterexample(small_onnx, pool, tmp_path):
     report = run_verify(VerifyOptions(model=str(small_onnx), dataset="demo", samples=1, radius=True,
-                                      precision=0.01), pool=pool)
+                                      precision=0.01, out=str(tmp_path)), pool=pool)
     (row,) = report["results"]
     assert row["status"] == "exact" and row["radius_upper"] - row["radius_lower"] <= 0.01
     if "counterexample_class" in row:
