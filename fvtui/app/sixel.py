@@ -6,7 +6,8 @@ fill the background (P2=0) and scales with a bicubic filter; in xterm the result
 band over the top rows of every picture. Here:
 
 - every colour register is defined before any pixel is drawn;
-- each 6-row band draws, per colour, exactly the pixels of that colour (no fill passes);
+- each 6-row band paints its commonest colour as one solid stroke, then every other colour exactly
+  its own pixels over it (no greedy passes: each pixel's last stroke is its own colour);
 - P2=1: a 0 bit leaves the cell as it is, so nothing outside the picture is touched (a band below
   the last row included);
 - up to 256 colours are kept exactly (a grey MNIST picture has at most 256); beyond that Pillow
@@ -71,7 +72,10 @@ def encode(image: PILImage.Image) -> str:
     """The picture as one Sixel sequence (DCS ... ST), its pixels exactly as given (see above)."""
     index, palette = _indexed(image)
     height, width = index.shape
-    pct = (palette * 100 + 127) // 255
+    # Colours that Sixel's percent steps cannot tell apart share one register: the same picture on
+    # screen, fewer strokes per band.
+    pct, merged = np.unique((palette * 100 + 127) // 255, axis=0, return_inverse=True)
+    index = merged.reshape(-1)[index]
     parts = [f'\x1bP0;1;0q"1;1;{width};{height}']
     parts.extend(f"#{i};2;{r};{g};{b}" for i, (r, g, b) in enumerate(pct.tolist()))
     for top in range(0, height, 6):
@@ -80,9 +84,15 @@ def encode(image: PILImage.Image) -> str:
         present = np.unique(band)
         # bits[k, x]: the rows of column x whose pixel has colour present[k]
         bits = ((band[None, :, :] == present[:, None, None]) * _WEIGHTS[:rows, None]).sum(axis=1).astype(np.uint8)
-        strokes = []
-        for colour, row in zip(present.tolist(), bits):
-            strokes.append(f"#{colour}{_run_length(row)}")
+        # The band's commonest colour first, as one solid stroke; every other colour then paints its
+        # own pixels over it, so each pixel ends in its colour (and a black background costs 8 bytes).
+        counts = (band[None, :, :] == present[:, None, None]).sum(axis=(1, 2))
+        first = int(np.argmax(counts))
+        solid = chr(63 + (1 << rows) - 1)
+        strokes = [f"#{int(present[first])}" + (f"!{width}{solid}" if width >= 4 else solid * width)]
+        for k, (colour, row) in enumerate(zip(present.tolist(), bits)):
+            if k != first:
+                strokes.append(f"#{colour}{_run_length(row)}")
         parts.append("$".join(strokes))
         parts.append("-")
     if parts[-1] == "-":
