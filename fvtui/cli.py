@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from .errors import EXIT_CODES, UserError
@@ -45,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=shared, epilog=EXIT_CODES, **kwargs)
 
     new = command("new", help="start a session (the app, or --headless)")
-    new.add_argument("--dataset", required=True, help="mnist, fashionmnist, cifar10 or demo")
+    new.add_argument("--dataset", required=True, help="mnist, fashionmnist, cifar10 or demo, or the path of your own "
+                                                      "images: a folder with one subfolder per class, or an .npz")
     new.add_argument("--name", help="session name (default: dataset-strategy-augment-sSEED)")
     add_flags(new, scoped("session") + scoped("round"), defaults=True)
     _add_run_flags(new)
@@ -65,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = command("export", help="learning curve as CSV, synthetic samples as .npz and PNG")
     export.add_argument("name")
     export.add_argument("--out", required=True, help="folder to write into")
+    from .interop.command import add_export_flags, add_parser as add_verify_parser
+
+    add_export_flags(export)
+    add_verify_parser(sub, shared)
 
     delete = command("delete", help="delete a saved session")
     delete.add_argument("name")
@@ -112,6 +118,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .bench.command import main as bench_main
 
         return bench_main(store, args)
+    if command == "verify" or (command == "export" and (args.onnx or args.vnnlib or args.round is not None)):
+        from .interop.command import main_export, main_verify
+
+        return main_verify(store, args) if command == "verify" else main_export(store, args)
     from . import report
 
     if command == "list":
@@ -129,10 +139,18 @@ def _new(store, args: argparse.Namespace) -> int:
     from .config import RoundSettings, SessionConfig
     from .schema import scoped
 
+    from .own_data import is_own_data
+
+    if is_own_data(args.dataset):  # recorded absolute, so the session resumes from any folder
+        args.dataset = str(Path(args.dataset).expanduser().resolve())
+        args.test = str(Path(args.test).expanduser().resolve()) if args.test else ""
     settings = RoundSettings(**{s.name: getattr(args, s.name) for s in scoped("round")})
     config = SessionConfig(dataset=args.dataset, settings=settings,
                            **{s.name: getattr(args, s.name) for s in scoped("session")}).validate()
-    name = args.name or store.unique_name(f"{config.dataset}-{settings.strategy}-{settings.augment}-s{config.seed}")
+    from .own_data import dataset_label
+
+    name = args.name or store.unique_name(
+        f"{dataset_label(config.dataset)}-{settings.strategy}-{settings.augment}-s{config.seed}")
     store.path(name)
     if store.exists(name):
         raise UserError(f"session '{name}' already exists in {store.root}; resume it with `fvtui resume {name}` "
@@ -141,9 +159,9 @@ def _new(store, args: argparse.Namespace) -> int:
         from .app import run_app
 
         return run_app(store, new_config=config, new_name=name, data_dir=args.data_dir, workers=args.workers)
-    from .data import load_dataset
+    from .data import dataset_for
 
-    dataset = load_dataset(config.dataset, args.data_dir)  # before creating: bad data leaves no session behind
+    dataset = dataset_for(config, args.data_dir)  # before creating: bad data leaves no session behind
     session = store.create(name, config)
     from .headless import run_headless
 
@@ -164,9 +182,9 @@ def _resume(store, args: argparse.Namespace) -> int:
         settings = session.settings.replace(**changes) if changes else None
         if settings is not None or args.rounds is not None:
             session.update(settings=settings, rounds=args.rounds)
-        from .data import load_dataset
+        from .data import dataset_for
 
-        dataset = load_dataset(session.config.dataset, args.data_dir)
+        dataset = dataset_for(session.config, args.data_dir)
     except BaseException:
         session.close()
         raise

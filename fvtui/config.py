@@ -61,6 +61,9 @@ class SessionConfig:
     train_initial: bool = False  # the protocol trains rounds on queried samples only; own data wants its first labels
     init: str = "glorot"  # Keras' Dense default, as the authors' network; "torch" is nn.Linear's
     adam_eps: float = 1e-7  # Keras' Adam default
+    test: str = ""  # own data: the test image folder ("" = test/ beside train/, else a held-out sixth)
+    image_size: str = ""  # own data: "HxW" to resize to ("" = the images' common size)
+    channels: str = "auto"  # own data: "1", "3" or "auto"
     protocol: int = PROTOCOL
 
     @property
@@ -68,8 +71,11 @@ class SessionConfig:
         return self.protocol == LEGACY_PROTOCOL
 
     def validate(self) -> "SessionConfig":
-        if self.dataset not in DATASETS:
-            raise UserError(f"unknown dataset '{self.dataset}'; choose one of: {', '.join(DATASETS)}")
+        from .own_data import is_own_data
+
+        if self.dataset not in DATASETS and not is_own_data(self.dataset):
+            raise UserError(f"unknown dataset '{self.dataset}'; choose one of: {', '.join(DATASETS)}, or give the "
+                            "path of an image folder or .npz file")
         _check_scope(self, "session")
         if self.protocol not in (LEGACY_PROTOCOL, PROTOCOL):
             raise UserError(f"unknown protocol {self.protocol}; this fvtui runs protocols {LEGACY_PROTOCOL} "

@@ -27,6 +27,7 @@ class Dataset:
     test_y: torch.Tensor
     image_shape: tuple[int, ...]  # (h, w) or (h, w, 3), for previews and PNG export
     classes: tuple[str, ...]
+    files: tuple[Path, ...] = ()  # own data: every file read, which a session fingerprints
 
     @property
     def num_features(self) -> int:
@@ -47,9 +48,18 @@ def default_data_dir() -> Path:
     return Path(user_cache_dir("fvtui")) / "datasets"
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
+def load_dataset(name: str, data_dir: str | Path | None = None, *, test: str = "", image_size: str = "",
+                 channels: str = "auto") -> Dataset:
+    """A built-in dataset by name, or a person's own images (own_data) by path."""
     if name == "demo":
         return _load_demo()
+    from .own_data import is_own_data, load_own, parse_image_size
+
+    if is_own_data(name):
+        x, y, tx, ty, shape, classes, files = load_own(name, test or None, parse_image_size(image_size),
+                                                       None if channels == "auto" else int(channels))
+        return Dataset(name, torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(tx), torch.from_numpy(ty),
+                       image_shape=shape, classes=classes, files=tuple(files))
     loaders = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "cifar10": "CIFAR10"}
     if name not in loaders:
         raise UserError(f"unknown dataset '{name}'; choose one of: {', '.join([*loaders, 'demo'])}")
@@ -68,6 +78,12 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
         ) from None
     return Dataset(name, *_flatten(train), *_flatten(test),
                    image_shape=tuple(np.asarray(train.data).shape[1:]), classes=tuple(train.classes))
+
+
+def dataset_for(config, data_dir: str | Path | None = None) -> Dataset:
+    """The dataset a session's configuration names (own data with its test set, size and channels)."""
+    return load_dataset(config.dataset, data_dir, test=config.test, image_size=config.image_size,
+                        channels=config.channels)
 
 
 def _flatten(split) -> tuple[torch.Tensor, torch.Tensor]:

@@ -50,9 +50,23 @@ class Engine:
         self._solver = None
         self._solver_factory = solver_factory  # tests hand in a fake; by default a SolverPool of `workers`
         torch.set_num_threads(TORCH_THREADS)
+        self._check_data()
         self._prepare()
 
     # -- state ---------------------------------------------------------------------------------
+    def _check_data(self) -> None:
+        """Own data: record every file's hash on the first run, and refuse files changed since."""
+        if not self.data.files:
+            return
+        from .own_data import compare, fingerprint
+
+        now = fingerprint(list(self.data.files))
+        recorded = self.session.data_fingerprint()
+        if recorded is None:
+            self.session.save_data_fingerprint(now)
+        elif (change := compare(recorded, now)) is not None:
+            raise UserError(f"session '{self.session.name}': {change}; restore those files, or start a new session")
+
     def _prepare(self) -> None:
         """Load the initial model and everything the finished rounds added, training it if new."""
         cfg = self.session.config

@@ -126,9 +126,9 @@ def _export_pngs(session: Session, batches, folder: Path, data_dir: str | None) 
     """Each synthetic sample beside its original and their difference (amplified to full range)."""
     from PIL import Image
 
-    from .data import load_dataset
+    from .data import dataset_for
 
-    dataset = load_dataset(session.config.dataset, data_dir)
+    dataset = dataset_for(session.config, data_dir)
     shape = dataset.image_shape
     written = 0
     for round_index, batch in batches:

@@ -32,6 +32,7 @@ class Setting:
     choices: Callable[[], Sequence[str]] | None = None
     unit: str = ""  # shown after the label in forms
     flag: bool = True  # a command-line flag (and a form field)
+    check_text: Callable[[str], object] | None = None  # for kind str: raises UserError on a bad value
 
     @property
     def option(self) -> str:
@@ -53,12 +54,14 @@ class Setting:
             return ",".join(map(str, value))
         if isinstance(value, bool):
             return "on" if value else "off"
+        if isinstance(value, str) and not value:
+            return "-"
         return f"{value:g}" if isinstance(value, float) else str(value)
 
     def as_args(self, value: Any) -> list[str]:
         """The command-line words that set this value (what parse() reads back exactly)."""
-        if self.kind is bool:
-            return [self.option] if value else []
+        if self.kind is bool or (self.kind is str and not value):
+            return [self.option] if value is True else []
         return [self.option, repr(value) if isinstance(value, float) else self.shown(value)]
 
     def parse(self, text: str) -> Any:
@@ -78,6 +81,8 @@ class Setting:
                 raise UserError(f"{self.label} must be {noun}, not '{text}'") from None
         if self.kind is bool:
             return text.lower() in ("1", "true", "yes", "on")
+        if self.check_text:
+            self.check_text(text)
         return text
 
     def check(self, value: Any) -> None:
@@ -93,6 +98,11 @@ class Setting:
         elif self.kind is bool:
             if not isinstance(value, bool):
                 raise UserError(f"{self.label} must be on or off, not {value!r}")
+        elif self.kind is str:
+            if not isinstance(value, str):
+                raise UserError(f"{self.label} must be text, not {value!r}")
+            if value and self.check_text:
+                self.check_text(value)
         elif self.kind is int:
             _check_int(self.label, value, int(self.low), int(self.high))
         else:
@@ -101,6 +111,12 @@ class Setting:
     def help_text(self) -> str:
         choices = f" ({', '.join(self.choices())})" if self.kind == "choice" else ""
         return f"{self.help}{choices} (default: {self.shown(self.default())})"
+
+
+def _image_size(text: str) -> object:
+    from .own_data import parse_image_size
+
+    return parse_image_size(text)
 
 
 def _strategies() -> list[str]:
@@ -126,6 +142,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("batch_size", "session", int, "batch size", "training batch size", 1, 100_000),
     Setting("lr", "session", float, "learning rate", "Adam's learning rate", 0.0, 10.0, low_open=True),
     Setting("adam_eps", "session", float, "Adam eps", "Adam's epsilon (Keras' default)", 0.0, 1.0, low_open=True),
+    Setting("test", "session", str, "test set", "own data: a labelled image folder to measure accuracy on (default: "
+            "test/ beside train/, else one image in six held out)"),
+    Setting("image_size", "session", str, "image size", "own data: HEIGHTxWIDTH every image is resized to (default: "
+            "their common size)", check_text=lambda text: _image_size(text)),
+    Setting("channels", "session", "choice", "channels", "own data: 1 (grey) or 3 (colour); auto follows the images",
+            choices=lambda: ("auto", "1", "3")),
     Setting("strategy", "round", "choice", "strategy", "query strategy", choices=_strategies),
     Setting("augment", "round", "choice", "augmentation", "synthetic samples per queried sample",
             choices=_augmentations),

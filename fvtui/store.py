@@ -290,6 +290,15 @@ class Session:
         self.rounds.append(record)
         self._journal_path(record.round).unlink(missing_ok=True)
 
+    def data_fingerprint(self) -> dict[str, str] | None:
+        """sha256 of every own-data file, as recorded when the session first ran (None: not recorded)."""
+        path = self.path / "data.json"
+        return _read_json(path)["files"] if path.exists() else None
+
+    def save_data_fingerprint(self, files: dict[str, str]) -> None:
+        self._require_writable()
+        _write_json(self.path / "data.json", {"files": files})
+
     def journal(self, round_index: int, key: str) -> RoundJournal:
         self._require_writable()
         return RoundJournal(self._journal_path(round_index), key)

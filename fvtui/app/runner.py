@@ -20,13 +20,13 @@ from ..events import Event, PhaseProgress
 from ..store import Session, SessionStore
 
 FIRST_FRAME_WAIT = 1.0  # seconds
-Loader = Callable[[str, "str | None"], object]
+Loader = Callable[[object, "str | None"], object]  # (SessionConfig, data_dir) -> Dataset
 
 
-def load_dataset(name: str, data_dir: str | None):
-    from ..data import load_dataset as load
+def load_dataset(config, data_dir: str | None):
+    from ..data import dataset_for
 
-    return load(name, data_dir)
+    return dataset_for(config, data_dir)
 
 
 class Loaded(Message):
@@ -88,8 +88,12 @@ class Runner:
         return self.session.name if self.session is not None else str(self.new_name)
 
     @property
+    def config(self):
+        return self.session.config if self.session is not None else self.new_config
+
+    @property
     def dataset_name(self) -> str:
-        return (self.session.config if self.session is not None else self.new_config).dataset
+        return self.config.dataset
 
     @property
     def read_only(self) -> bool:
@@ -130,7 +134,7 @@ class Runner:
         self.first_frame.wait(FIRST_FRAME_WAIT)
         try:
             self._state("loading")
-            dataset = self.loader(self.dataset_name, self.data_dir)
+            dataset = self.loader(self.config, self.data_dir)
             if self.session is None:  # created only now, so bad data leaves nothing behind
                 self.session = self.store.create(self.new_name, self.new_config)
             self._post(Loaded(self.session, dataset))

@@ -1,0 +1,172 @@
+"""A person's own images as a Dataset: a folder in torchvision's ImageFolder layout, or an .npz.
+
+Images are brought to one shape (the most common size unless --image-size says otherwise; mixed
+sizes without it are refused) and scaled to [0, 1]; class names are the folder names. Without a
+test set (--test, or train/ and test/ subfolders) every sixth image of each class, by file name,
+is held out for measuring accuracy. A session records a fingerprint of every file it read, so a
+resumed session refuses data that changed since and names the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+HOLD_OUT_EVERY = 6
+
+
+def is_own_data(name: str) -> bool:
+    """A --dataset value that names a path rather than a built-in dataset."""
+    return "/" in name or name.endswith(".npz") or Path(name).expanduser().exists()
+
+
+def dataset_label(name: str) -> str:
+    """A short name for a dataset: a built-in's name, or own data's folder or file name."""
+    return Path(name).stem if is_own_data(name) else name
+
+
+def parse_image_size(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        h, w = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--image-size takes HEIGHTxWIDTH, e.g. 28x28, not '{text}'") from None
+    if not (1 <= h <= 1024 and 1 <= w <= 1024):
+        raise UserError(f"--image-size must be between 1x1 and 1024x1024, not {text}")
+    return h, w
+
+
+def load_own(path: str, test: str | None = None, image_size: tuple[int, int] | None = None,
+             channels: int | None = None):
+    """(train_x, train_y, test_x, test_y, image_shape, classes, files): images flat in [0, 1]."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise UserError(f"dataset {root} does not exist")
+    if root.suffix == ".npz":
+        return _load_npz(root)
+    if not root.is_dir():
+        raise UserError(f"dataset {root} is neither a folder of images nor an .npz file")
+    if test is None and (root / "train").is_dir() and (root / "test").is_dir():
+        root, test = root / "train", str(root / "test")
+    classes, files, labels = _scan(root)
+    if test is not None:
+        test_classes, test_files, test_labels = _scan(Path(test).expanduser())
+        if test_classes != classes:
+            raise UserError(f"the test set's classes ({', '.join(test_classes)}) differ from the training classes "
+                            f"({', '.join(classes)})")
+    else:
+        held = np.zeros(len(files), bool)
+        for c in range(len(classes)):
+            mine = np.flatnonzero(labels == c)
+            held[mine[HOLD_OUT_EVERY - 1::HOLD_OUT_EVERY]] = True
+        test_files, test_labels = [f for f, h in zip(files, held) if h], labels[held]
+        files, labels = [f for f, h in zip(files, held) if not h], labels[~held]
+        if not test_files:
+            raise UserError(f"{root} has too few images to hold out a test set (one in {HOLD_OUT_EVERY} per class); "
+                            "give --test FOLDER")
+    images = [_open(f) for f in files + test_files]
+    size = image_size or _common_size(images, files + test_files)
+    mode = {1: "L", 3: "RGB"}.get(channels or (3 if any(im.mode not in ("L", "1", "I", "I;16") for im in images)
+                                               else 1))
+    arrays = np.stack([np.asarray(im.convert(mode).resize((size[1], size[0]))) for im in images])
+    x = arrays.reshape(arrays.shape[0], -1).astype(np.float32) / 255.0
+    n = len(files)
+    shape = tuple(arrays.shape[1:])
+    return x[:n], labels, x[n:], test_labels, shape, tuple(classes), files + test_files
+
+
+def fingerprint(files: list[Path]) -> dict[str, str]:
+    """sha256 of every file read, by path: what a resumed session checks its data against."""
+    return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+def compare(recorded: dict[str, str], now: dict[str, str]) -> str | None:
+    """None if the data is as recorded, else a sentence naming what changed."""
+    changed = sorted(f for f in recorded.keys() & now.keys() if recorded[f] != now[f])
+    added, removed = sorted(now.keys() - recorded.keys()), sorted(recorded.keys() - now.keys())
+    if not (changed or added or removed):
+        return None
+    parts = [f"{len(v)} {what} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
+             for what, v in (("changed", changed), ("added", added), ("removed", removed)) if v]
+    return "the data changed since the session began: " + "; ".join(parts)
+
+
+def _scan(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    loose = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if not folders:
+        if loose:
+            raise UserError(f"{root} holds images but no class folders: give one subfolder per class "
+                            "(unlabelled images need a person as the oracle, which fvtui does not offer yet)")
+        raise UserError(f"{root} is empty: give one subfolder of images per class")
+    files, labels = [], []
+    for c, folder in enumerate(folders):
+        images = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise UserError(f"class folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        files += images
+        labels += [c] * len(images)
+    if len(folders) < 2:
+        raise UserError(f"{root} has one class folder ({folders[0].name}); a classifier needs at least two")
+    return [f.name for f in folders], files, np.asarray(labels, np.int64)
+
+
+def _open(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise UserError(f"cannot read image {path}: {exc}") from None
+
+
+def _common_size(images, files: list[Path]) -> tuple[int, int]:
+    sizes = Counter((im.height, im.width) for im in images)
+    if len(sizes) > 1:
+        (h, w), _ = sizes.most_common(1)[0]
+        odd = next(f for f, im in zip(files, images) if (im.height, im.width) != (h, w))
+        raise UserError(f"the images have {len(sizes)} sizes (most are {h}x{w}, {odd} is not); give --image-size "
+                        f"HxW, e.g. --image-size {h}x{w}, to resize them all")
+    return next(iter(sizes))
+
+
+def _load_npz(path: Path):
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+    for key in ("x", "y"):
+        if key not in arrays:
+            raise UserError(f"{path} has no '{key}' array (it needs x: images, y: labels; x_test, y_test optional)")
+    x, y = arrays["x"], arrays["y"].astype(np.int64).ravel()
+    if x.ndim not in (3, 4) or x.shape[0] != y.shape[0]:
+        raise UserError(f"{path}: x must be images (n, h, w) or (n, h, w, c) with one label each in y; "
+                        f"got x {x.shape}, y {y.shape}")
+    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else [str(c) for c in range(int(y.max()) + 1)]
+    for name, labels in (("y", y), ("y_test", arrays.get("y_test"))):
+        if labels is not None and (labels.min() < 0 or labels.max() >= len(classes)):
+            raise UserError(f"{path}: {name} has labels outside the {len(classes)} classes (0..{len(classes) - 1})")
+    if "x_test" in arrays and "y_test" in arrays:
+        tx, ty = arrays["x_test"], arrays["y_test"].astype(np.int64).ravel()
+    else:
+        held = np.zeros(len(y), bool)
+        held[HOLD_OUT_EVERY - 1::HOLD_OUT_EVERY] = True
+        x, tx, y, ty = x[~held], x[held], y[~held], y[held]
+
+    def scaled(a: np.ndarray) -> np.ndarray:
+        a = a.astype(np.float32)
+        return (a / 255.0 if a.max() > 1.0 else a).reshape(a.shape[0], -1)
+
+    return scaled(x), y, scaled(tx), ty, tuple(x.shape[1:]), tuple(classes), [path]

@@ -1,0 +1,104 @@
+"""A person's own images: an ImageFolder of PNGs or an .npz, run end to end headless, a resumed
+session that refuses changed data, and one clear message for each bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fvtui.data import load_dataset
+from fvtui.errors import UserError
+
+SMALL = ["--rounds", "2", "--init-size", "10", "--query-size", "4", "--pool-size", "60", "--epochs", "2",
+         "--hidden", "8", "--strategy", "margin", "--augment", "fgsm", "--advs-per-sample", "2"]
+
+
+def image_folder(root: Path, demo, per_class: int = 12, classes=(0, 1, 7), size=(28, 28)) -> Path:
+    """PNGs of demo images, one subfolder per class, named like the demo's classes."""
+    for c in classes:
+        folder = root / demo.classes[c].replace("/", "-")
+        folder.mkdir(parents=True)
+        rows = np.flatnonzero(demo.train_y.numpy() == c)[:per_class]
+        for i, row in enumerate(rows):
+            pixels = (demo.train_x[row].numpy().reshape(28, 28) * 255).round().astype(np.uint8)
+            Image.fromarray(pixels, "L").resize(size[::-1]).save(folder / f"{i:03d}.png")
+    return root
+
+
+def fvtui(sessions: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fvtui", "--sessions-dir", str(sessions), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_an_image_folder_runs_end_to_end_and_refuses_changed_data(tmp_path, demo):
+    data = image_folder(tmp_path / "garments", demo)
+    loaded = load_dataset(str(data))
+    assert loaded.classes == ("Sneaker", "T-shirt-top", "Trouser")  # folder names, sorted
+    assert (loaded.train_x.shape, loaded.test_x.shape) == ((30, 784), (6, 784))  # every sixth image held out
+    assert loaded.image_shape == (28, 28) and 0 <= float(loaded.train_x.min()) and float(loaded.train_x.max()) <= 1
+    first = sorted((data / "Sneaker").iterdir())[0]
+    expected = np.asarray(Image.open(first), np.float32).ravel() / 255
+    assert np.array_equal(loaded.train_x[0].numpy(), expected)
+
+    sessions = tmp_path / "s"
+    run = fvtui(sessions, "new", "--headless", "--dataset", str(data), "--name", "mine", *SMALL)
+    assert run.returncode == 0, run.stderr
+    shown = json.loads(fvtui(sessions, "show", "mine", "--json").stdout)
+    assert shown["config"]["dataset"] == str(data.resolve()) and len(shown["rounds"]) == 2
+
+    Image.new("L", (28, 28), 255).save(first)  # the data changes under the session
+    refused = fvtui(sessions, "resume", "mine", "--headless", "--rounds", "3")
+    assert refused.returncode == 2
+    assert "the data changed since the session began: 1 changed" in refused.stderr and "000.png" in refused.stderr
+    assert len(json.loads(fvtui(sessions, "show", "mine", "--json").stdout)["rounds"]) == 2
+
+
+def test_an_npz_with_its_own_test_split(tmp_path, demo):
+    path = tmp_path / "d.npz"
+    x = (demo.train_x[:40].numpy().reshape(-1, 28, 28) * 255).astype(np.uint8)
+    np.savez(path, x=x, y=demo.train_y[:40].numpy(), x_test=x[:8], y_test=demo.train_y[:8].numpy())
+    loaded = load_dataset(str(path))
+    assert (loaded.train_x.shape, loaded.test_x.shape) == ((40, 784), (8, 784))
+    assert len(loaded.classes) == int(demo.train_y[:40].max()) + 1
+
+
+def test_mixed_sizes_need_an_image_size(tmp_path, demo):
+    data = image_folder(tmp_path / "mixed", demo)
+    Image.new("L", (30, 20)).save(data / "Trouser" / "odd.png")
+    with pytest.raises(UserError, match=r"2 sizes \(most are 28x28, .*odd.png is not\); give --image-size"):
+        load_dataset(str(data))
+    resized = load_dataset(str(data), image_size="14x14")
+    assert resized.image_shape == (14, 14) and resized.train_x.shape[1] == 196
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root, demo: root.mkdir() or root, "is empty: give one subfolder of images per class"),
+    (lambda root, demo: (image_folder(root, demo), (root / "Empty").mkdir())[0], "class folder .*Empty has no images"),
+    (lambda root, demo: (image_folder(root, demo), (root / "Trouser" / "bad.png").write_bytes(b"not a png"))[0],
+     "cannot read image .*bad.png"),
+    (lambda root, demo: (np.savez(root.with_suffix(".npz"), y=np.zeros(3)), root.with_suffix(".npz"))[1],
+     "has no 'x' array"),
+    (lambda root, demo: (np.savez(root.with_suffix(".npz"), x=np.zeros((3, 4, 4)), y=np.array([0, 1, 5]),
+                                  classes=np.array(["a", "b"])), root.with_suffix(".npz"))[1],
+     "y has labels outside the 2 classes"),
+])
+def test_bad_own_data_gets_one_clear_message(tmp_path, demo, make, message):
+    path = make(tmp_path / "data", demo)
+    with pytest.raises(UserError, match=message):
+        load_dataset(str(path))
+
+
+def test_a_test_set_with_other_classes_is_refused(tmp_path, demo):
+    train = image_folder(tmp_path / "train", demo)
+    test = image_folder(tmp_path / "test", demo, classes=(0, 1, 2))
+    with pytest.raises(UserError, match="the test set's classes .* differ from the training classes"):
+        load_dataset(str(train), test=str(test))
+    sessions = tmp_path / "s"
+    run = fvtui(sessions, "new", "--headless", "--dataset", str(train), "--test", str(test), *SMALL)
+    assert run.returncode == 2 and "differ from the training classes" in run.stderr and not sessions.exists()
