@@ -47,11 +47,18 @@ class PreviewCard(Vertical, can_focus=True):
         super().__init__(classes="preview")
         self.shape = shape
         self.preview: Preview | None = None
-        width, height = cell_size(shape, IMAGE_WIDTH if shape[1] <= IMAGE_WIDTH else shape[1])
         self.image = TerminalImage()
+        self.caption = Static(classes="caption")
+        self.set_image_width(self.natural_width(shape))
+
+    @staticmethod
+    def natural_width(shape: tuple[int, ...]) -> int:
+        return IMAGE_WIDTH if shape[1] <= IMAGE_WIDTH else shape[1]
+
+    def set_image_width(self, width: int) -> None:
+        width, height = cell_size(self.shape, width)
         self.image.styles.width, self.image.styles.height = width, height
         self.styles.width = width + 2
-        self.caption = Static(classes="caption")
 
     def compose(self) -> ComposeResult:
         yield self.image
@@ -159,8 +166,23 @@ class PreviewGrid(Grid):
         return max(1, -(-len(self.previews) // PAGE))
 
     def on_resize(self) -> None:
+        self._fit_height()
         self._fit_columns()
         self._resume_painting()
+
+    def _fit_height(self) -> None:
+        """Cards no taller than the panel (the wide layout gives them 17 rows, a 28 x 28 sample 18): the
+        focused card's caption and border stay in view. Pictures shrink, never grow past natural."""
+        view = self.parent.size.height if self.parent is not None else 0
+        if not self.cards or not view:
+            return
+        shape = self.cards[0].shape
+        width = PreviewCard.natural_width(shape)
+        while width > 8 and cell_size(shape, width)[1] + 4 > view:  # + border (2) and caption (2)
+            width -= 1
+        if int(self.cards[0].image.styles.width.value) != cell_size(shape, width)[0]:
+            for card in self.cards:
+                card.set_image_width(width)
 
     def on_show(self) -> None:
         self._resume_painting()
