@@ -7,6 +7,7 @@ idle (the status clock under the inspector) and the Samples panel that laid its 
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
@@ -78,3 +79,30 @@ async def test_samples_panel_lays_its_cards_out_once(store, demo, monkeypatch):
         cards = [c for c in app.screen.query(PreviewCard) if c.display]
         assert len(cards) == 10
         assert max(moves.values()) == 1, f"cards laid out more than once: {sorted(moves.values())}"
+
+
+async def test_progress_repaints_the_status_line_at_most_twice_a_second(monkeypatch):
+    from textual.app import App
+
+    class One(App):
+        def compose(self):
+            yield StatusLine()
+
+    refreshes = []  # repaints, as Textual asks for them (several refresh() calls make one)
+    original = StatusLine.render
+    monkeypatch.setattr(StatusLine, "render", lambda self: (refreshes.append(time.monotonic()), original(self))[1])
+    app = One()
+    async with app.run_test(size=(100, 10)) as pilot:
+        status = app.query_one(StatusLine)
+        status.set_state("running")
+        status.set_phase(1, "augment", 0, 50)
+        await pilot.pause(0.6)
+        refreshes.clear()
+        started = time.monotonic()
+        for done in range(1, 41):  # forty samples verified in a second or two
+            status.set_phase(1, "augment", done, 50)
+            await pilot.pause(0.025)
+        await pilot.pause(0.6)
+        seconds = time.monotonic() - started
+        assert 1 <= len(refreshes) <= 2 * seconds + 2  # twice a second, the clock included, not 40 times
+        assert "40 / 50" in str(original(status))

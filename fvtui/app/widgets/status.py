@@ -15,6 +15,7 @@ STATE_LABELS = {
     "read-only": "read-only: another process runs it", "failed": "failed: see the log (4)",
 }
 BAR_WIDTH = 16
+PROGRESS_RATE = 2  # progress repaints per second at most
 
 
 def clock(seconds: float) -> str:
@@ -36,12 +37,15 @@ class StatusLine(Widget):
         self.augment = ""
         self.started = time.monotonic()  # when this screen began running the session
         self.round_started: float | None = None
+        self._painted = 0.0  # when render last ran
+        self._soon = False  # a progress repaint is scheduled
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
 
     def _tick(self) -> None:
-        if self.is_attached and self.screen.is_active and self.display:
+        # Only on show, and not when progress repainted it a moment ago (the clocks are current then).
+        if self.is_attached and self.screen.is_active and self.display and time.monotonic() - self._painted > 0.9:
             self.refresh()
 
     def set_session(self, name: str, dataset: str, strategy: str, augment: str, rounds_done: int,
@@ -59,10 +63,29 @@ class StatusLine(Widget):
     def set_phase(self, round_index: int, phase: str, done: int = 0, total: int = 0) -> None:
         if round_index != self.round:
             self.round, self.round_started = round_index, time.monotonic()
+        changed = phase != self.phase
         self.phase, self.done, self.total = phase, done, total
+        if changed:
+            self.refresh()
+        else:  # progress within a phase: at most PROGRESS_RATE repaints a second (bytes over SSH)
+            self._refresh_soon()
+
+    def _refresh_soon(self) -> None:
+        now = time.monotonic()
+        wait = self._painted + 1 / PROGRESS_RATE - now
+        if wait <= 0:
+            self._painted = now
+            self.refresh()
+        elif not self._soon:
+            self._soon = True
+            self.set_timer(wait, self._refresh_now)
+
+    def _refresh_now(self) -> None:
+        self._soon = False
         self.refresh()
 
     def render(self) -> Text:
+        self._painted = time.monotonic()
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(self.session_name or "…", "bold")
         for part in (self.dataset, self.method):
