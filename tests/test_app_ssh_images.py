@@ -338,3 +338,26 @@ async def test_sixel_widget_draws_in_place_and_leaves_the_cursor_on_its_last_row
         assert (int(end_row), int(end_col)) == (3 + 13, 6 + 28)  # its last row, just after it: not below
         decoded = decode(payload)
         assert np.array_equal(decoded, expected(sixel.scale_nearest(picture.convert("RGB"), 280, 280)))
+
+
+@pytest.mark.parametrize("mode", ["halfcell", "unicode", "kitty"])
+async def test_other_modes_draw_and_send_a_picture_once(demo, monkeypatch, mode):
+    monkeypatch.setattr(images, "_terminal", Terminal(mode, (10, 20), "test"))
+    kitty_out = io.StringIO()  # textual-image's Kitty renderable writes its upload to sys.__stdout__
+    monkeypatch.setattr(sys, "__stdout__", kitty_out)
+    picture = images.to_pil(demo.train_x[3].numpy(), demo.image_shape)
+    app = OnePicture(picture)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.pause(0.2)
+        widget = app.query_one(TerminalImage)
+        text = "".join(strip.text for strip in widget.render_lines(widget.size.region))
+        assert text.strip()  # something drawn
+        if mode == "halfcell":  # 28 x 14 cells of two pixels each: the sample's own 28 x 28 pixels
+            top = widget.render_lines(widget.size.region)[0]
+            colours = [seg.style.color.triplet for seg in top if seg.text == "▀"]
+            assert [c[0] for c in colours] == list(np.asarray(picture)[0])
+        widget.refresh()
+        await pilot.pause(0.2)
+        widget.render_lines(widget.size.region)
+        if mode == "kitty":
+            assert kitty_out.getvalue().count("a=p") == 1  # one placement: sent once, not per repaint

@@ -39,6 +39,14 @@ WIDE = (140, 40)
 PANELS = (("curve", "1 Curve"), ("samples", "2 Samples"), ("table", "3 Table"), ("log", "4 Log"))
 
 
+class PanelTabs(Tabs):
+    """Tabs whose underline jumps to the chosen panel: the animated slide repaints the tab row about
+    twenty times, which over SSH costs more than the panel switch it decorates."""
+
+    def _highlight_active(self, animate: bool = True) -> None:
+        super()._highlight_active(animate=False)
+
+
 class SessionScreen(Screen):
     # Textual repaints the whole screen on every focus change (its `focused` reactive repaints); the
     # focused widget and the one left restyle themselves anyway, and a full repaint re-sends every
@@ -78,7 +86,7 @@ class SessionScreen(Screen):
     # -- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
-        yield Tabs(*(Tab(label, id=key) for key, label in PANELS), id="tabs")
+        yield PanelTabs(*(Tab(label, id=key) for key, label in PANELS), id="tabs")
         with Container(id="panels"):
             yield LearningCurve(id="panel-curve", classes="panel")
             with Vertical(id="panel-table", classes="panel"):
