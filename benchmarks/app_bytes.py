@@ -9,7 +9,10 @@ panels idle, a card's inspector (first view and idle), the browser idle; then on
 and the curve and samples panels are measured while it verifies.
 
     python benchmarks/app_bytes.py [--images halfcell|sixel|kitty|unicode] [--idle 8]
-        [--textual-image-sixel]   # the sixel widget textual-image ships, for comparison
+        [--textual-image-sixel]   # the Sixel widget textual-image ships, in today's screens
+
+The README's "before" figures were taken with this script at commit 3626d83 (fvtui's screens before
+issue 24; `--textual-image-sixel` for Sixel, `--images halfcell`).
 
 Needs only the bundled demo data and the fvtui of the active environment (no terminal emulator).
 """
@@ -38,7 +41,12 @@ import os, sys
 if os.environ.get("BENCH_TEXTUAL_IMAGE_SIXEL") == "1":  # textual-image's own Sixel widget, unfixed
     import fvtui.app.images as images
     from textual_image.widget import SixelImage
-    images.TerminalImage = SixelImage
+
+    class TextualImageSixel(SixelImage):
+        def hold(self): pass
+        def release(self): pass
+
+    images.TerminalImage = TextualImageSixel
 from fvtui.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -127,6 +127,13 @@ def test_forced_modes_never_ask_the_terminal(fresh_terminal, monkeypatch, mode):
     assert chosen.mode == mode and chosen.source == "--images" and not chosen.late_replies
 
 
+def test_forced_mode_takes_the_cell_size_from_the_environment(fresh_terminal, monkeypatch):
+    monkeypatch.setattr(images, "_kernel_cell_size", lambda: None)
+    monkeypatch.setenv("TEXTUAL_CELL_WIDTH", "9")
+    monkeypatch.setenv("TEXTUAL_CELL_HEIGHT", "18")
+    assert images.configure("sixel").cell == (9, 18)
+
+
 def test_unknown_mode_is_a_user_error(fresh_terminal, monkeypatch):
     monkeypatch.setenv("FVTUI_IMAGES", "gif")
     with pytest.raises(UserError, match="unknown image mode 'gif'; choose one of: sixel, kitty, halfcell"):

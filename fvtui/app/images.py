@@ -78,7 +78,7 @@ def configure(mode: str | None = None, *, source: str = "--images") -> Terminal:
     if forced is None:
         forced, how = parse_mode(os.environ.get("FVTUI_IMAGES")), "FVTUI_IMAGES"
     if forced is not None:
-        _terminal = Terminal(forced, _kernel_cell_size() or DEFAULT_CELL, how)
+        _terminal = Terminal(forced, _kernel_cell_size() or _env_cell_size() or DEFAULT_CELL, how)
     elif _is_terminal():
         _terminal = detect(float(os.environ.get("FVTUI_DETECT_TIMEOUT") or DETECT_TIMEOUT))
     else:
@@ -119,6 +119,12 @@ def _kernel_cell_size() -> tuple[int, int] | None:
     return None
 
 
+def _env_cell_size() -> tuple[int, int] | None:
+    """TEXTUAL_CELL_WIDTH / TEXTUAL_CELL_HEIGHT (textual-image's and textual-serve's convention)."""
+    width, height = os.environ.get("TEXTUAL_CELL_WIDTH", ""), os.environ.get("TEXTUAL_CELL_HEIGHT", "")
+    return (int(width), int(height)) if width.isdigit() and height.isdigit() and int(width) and int(height) else None
+
+
 def _in_multiplexer() -> bool:
     term = os.environ.get("TERM", "")
     return bool(os.environ.get("TMUX") or os.environ.get("STY")) or term.startswith(("screen", "tmux"))
@@ -130,7 +136,7 @@ def detect(timeout: float = DETECT_TIMEOUT) -> Terminal:
     import tty
 
     fd_in, fd_out = sys.__stdin__.fileno(), sys.__stdout__.fileno()
-    cell = _kernel_cell_size()
+    cell = _kernel_cell_size() or _env_cell_size()
     queries = ("" if _in_multiplexer() else KITTY_QUERY) + ("" if cell else CELL_QUERY) + DA1_QUERY
     saved = termios.tcgetattr(fd_in)
     reply = ""
