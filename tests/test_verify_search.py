@@ -272,3 +272,49 @@ def test_folded_query_decides_like_the_plain_one():
             assert logits[w] - logits[r] <= -M + 1e-4
         outcomes.add(folded.status)
     assert outcomes == {"sat", "unsat"}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_milp_agrees_with_marabou_on_random_queries(seed):
+    """milp.infeasible says UNSAT exactly when plain Marabou does: random nets, boxes and exclusions."""
+    from fvtui.verify.milp import infeasible
+
+    rng = np.random.default_rng(seed)
+    net = random_net((10, 8, 6, 4) if seed % 2 else (10, 12, 4), seed)
+    x = rng.uniform(0.1, 0.9, 10).astype(np.float32)
+    w, r = top2(net, x)
+    lower, upper = box(x, float(rng.uniform(0.02, 0.4)))
+    points = rng.uniform(lower, upper, (int(rng.integers(0, 3)), 10))
+    simple = simplify_exclusions(lower, upper, points, D)
+    if simple.infeasible:
+        return
+    plain = solve(build_query(net, simple.lower, simple.upper, w, [r], M, simple.pixels, simple.centers, D,
+                              fold=False), 10, 30)
+    assert plain.status in ("sat", "unsat")
+    assert infeasible(net, simple.lower, simple.upper, w, r, M, simple.pixels, simple.centers, D) == \
+        (plain.status == "unsat")
+
+
+def test_a_query_marabou_does_not_settle_in_time_goes_to_the_milp(monkeypatch, mnist_like):
+    """Marabou 'times out' on every first try: UNSAT queries are settled by the MILP, SAT ones go back to
+    Marabou, and the search ends as it does without the detour (same points, same radii)."""
+    import fvtui.verify.search as search
+
+    net, x = mnist_like
+    w, r = top2(net, x)
+    plain = search_counterexamples(net, x, w, r, k=4, eps_start=0.005, eps_step=0.01, timeout=20)
+    real_solve, calls = search.solve, []
+
+    def slow_first(ipq, n, timeout):
+        calls.append(timeout)
+        if timeout <= 0.5:  # the first try, bounded by milp_after
+            return search.Solved("timeout", None, timeout, "timed out")
+        return real_solve(ipq, n, timeout)
+
+    monkeypatch.setattr(search, "solve", slow_first)
+    detour = search.search_counterexamples(net, x, w, r, k=4, eps_start=0.005, eps_step=0.01, timeout=20,
+                                           milp_after=0.5)
+    assert [q.status for q in detour.queries] == [q.status for q in plain.queries]
+    assert [q.eps for q in detour.queries] == [q.eps for q in plain.queries]
+    assert any(q.milp for q in detour.queries) and all(q.status == "unsat" for q in detour.queries if q.milp)
+    assert all(np.array_equal(a.x, b.x) for a, b in zip(detour.counterexamples, plain.counterexamples))

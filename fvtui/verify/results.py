@@ -25,6 +25,7 @@ class QueryRecord:
     seconds: float  # building plus solving
     disjunctions: int  # two-sided exclusions left after simplification
     presolved: bool = False
+    milp: bool = False  # an UNSAT HiGHS decided after Marabou ran past its first MILP_AFTER seconds
 
 
 @dataclass

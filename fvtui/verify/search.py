@@ -14,12 +14,17 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from . import milp
 from .exclusions import simplify_exclusions
 from .network import Network
-from .query import build_query, solve
+from .query import Solved, build_query, solve
 from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, VerifyResult
 
 Report = Callable[[str, Any], None]
+# A query Marabou has not settled in this many seconds goes to the MILP (milp.py): if that proves it
+# infeasible the query is UNSAT; otherwise Marabou gets the rest of the budget. Settled queries are
+# untouched, so answers and points are Marabou's whenever Marabou answers.
+MILP_AFTER = 10.0
 
 
 def _silent(kind: str, payload: Any) -> None:
@@ -50,6 +55,7 @@ def search_counterexamples(
     margin: float = 0.001,
     report: Report | None = None,
     legacy: bool = False,
+    milp_after: float = MILP_AFTER,
 ) -> SearchResult:
     """Up to k inputs near x where the runner-up beats the winner, each delta away from the rest in every pixel.
 
@@ -86,11 +92,21 @@ def search_counterexamples(
             n_disj = int(simple.pixels.size)
             report("start", QueryRecord(eps, "running", 0.0, n_disj))
             tq = time.perf_counter()
-            ipq = build_query(
-                net, simple.lower, simple.upper, target_w, [runner_up_r], margin, simple.pixels, simple.centers, delta
-            )
-            solved = solve(ipq, x.size, timeout)
-            record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj)
+            def query():
+                return build_query(net, simple.lower, simple.upper, target_w, [runner_up_r], margin, simple.pixels,
+                                   simple.centers, delta)
+
+            first = timeout if legacy else min(timeout, milp_after)
+            solved = solve(query(), x.size, first)
+            decided_by_milp = False
+            if solved.status == "timeout" and first < timeout:
+                left = timeout - (time.perf_counter() - tq)
+                if milp.infeasible(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
+                                   simple.centers, delta, time_limit=max(1.0, left)):
+                    solved, decided_by_milp = Solved("unsat", None, 0.0), True
+                else:
+                    solved = solve(query(), x.size, max(1.0, timeout - (time.perf_counter() - tq)))
+            record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj, milp=decided_by_milp)
             if solved.status == "sat":
                 point = _as_input(solved.x, simple.lower, simple.upper)
                 excluded.append(point)
