@@ -41,12 +41,8 @@ import os, sys
 if os.environ.get("BENCH_TEXTUAL_IMAGE_SIXEL") == "1":  # textual-image's own Sixel widget, unfixed
     import fvtui.app.images as images
     from textual_image.widget import SixelImage
-
-    class TextualImageSixel(SixelImage):
-        def hold(self): pass
-        def release(self): pass
-
-    images.TerminalImage = TextualImageSixel
+    SixelImage.hold = SixelImage.release = lambda self: None  # fvtui's cards hold pictures back
+    images.TerminalImage = SixelImage
 from fvtui.cli import main
 sys.exit(main(sys.argv[1:]))
 """
