@@ -61,11 +61,13 @@ def pool():
 
 
 def test_results_in_task_order_whatever_the_completion_order(pool):
-    tasks = [task(0, k=6), task(1, k=1), task(2, k=1), task(3, k=1)]
+    # task 0 hangs until its deadline, so it ends last whatever the machine's load
+    tasks = [task(0, fault="hang", timeout=1), task(1, k=1), task(2, k=1), task(3, k=3)]
     seen = []
     results = pool.run_searches(tasks, on_result=lambda i, r: seen.append(i))
-    assert sorted(seen) == [0, 1, 2, 3] and seen != [0, 1, 2, 3]  # task 0 is the slowest
-    for t, r in zip(tasks, results):
+    assert sorted(seen) == [0, 1, 2, 3] and seen[-1] == 0
+    assert results[0].status == "timeout"
+    for t, r in list(zip(tasks, results))[1:]:
         assert r.status == "sat" and len(r.counterexamples) == t.k
         for ce in r.counterexamples:  # each belongs to its own task's box
             assert np.abs(ce.x - t.x).max() <= ce.eps + 1e-6
@@ -89,7 +91,7 @@ def test_hang_past_deadline_is_killed_and_replaced(pool):
     assert results[0].status == "timeout" and "killed" in results[0].message
     assert results[0].queries[-1].status == "timeout"
     assert results[1].status == "sat"
-    assert 1.1 < elapsed < 6
+    assert elapsed > 1.1  # not before its deadline (the kill itself is checked below, not timed)
     gone = set(before) - set(pool.pids())
     assert len(gone) == 1 and not alive(gone.pop())
     assert len(pool.pids()) == 2
