@@ -29,6 +29,9 @@ def _shared_options(defaults: bool) -> argparse.ArgumentParser:
                         help="where sessions live (default: $FVTUI_SESSIONS_DIR or ./sessions)")
     shared.add_argument("--data-dir", default=keep,
                         help="dataset folder (default: $FVTUI_DATA_DIR or a per-user cache)")
+    shared.add_argument("--images", default=keep,
+                        help="how the app draws samples: sixel, kitty, halfcell, unicode or auto (default: "
+                             "$FVTUI_IMAGES, else ask the terminal); a mode given skips asking the terminal")
     return shared
 
 
@@ -109,7 +112,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command is None:
         from .app import run_app
 
-        return run_app(store)
+        return run_app(store, images=args.images)
     if command == "new":
         return _new(store, args)
     if command == "resume":
@@ -158,7 +161,8 @@ def _new(store, args: argparse.Namespace) -> int:
     if not args.headless:
         from .app import run_app
 
-        return run_app(store, new_config=config, new_name=name, data_dir=args.data_dir, workers=args.workers)
+        return run_app(store, new_config=config, new_name=name, data_dir=args.data_dir, workers=args.workers,
+                       images=args.images)
     from .data import dataset_for
 
     dataset = dataset_for(config, args.data_dir)  # before creating: bad data leaves no session behind
@@ -176,7 +180,7 @@ def _resume(store, args: argparse.Namespace) -> int:
         from .app import run_app
 
         return run_app(store, resume_name=args.name, data_dir=args.data_dir, workers=args.workers,
-                       settings_changes=changes, rounds=args.rounds)
+                       settings_changes=changes, rounds=args.rounds, images=args.images)
     session = store.open(args.name)
     try:
         settings = session.settings.replace(**changes) if changes else None

@@ -151,15 +151,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("strategy", "round", "choice", "strategy", "query strategy", choices=_strategies),
     Setting("augment", "round", "choice", "augmentation", "synthetic samples per queried sample",
             choices=_augmentations),
-    Setting("query_size", "round", int, "query size", "samples queried per round", 1, 100_000),
-    Setting("pool_size", "round", int, "pool size", "random candidates drawn each round", 1, 10_000_000),
-    Setting("advs_per_sample", "round", int, "counterexamples per sample", "synthetic samples per queried sample "
-            "(k)", 1, 1000),
     Setting("eps_start", "round", float, "eps start", "first L-inf radius of the fv search (dfal/fvaal: their "
             "example's size + eps step)", 0.0, 1.0, low_open=True),
     Setting("eps_step", "round", float, "eps step", "radius growth after an UNSAT query", 0.0, 1.0, low_open=True),
+    Setting("advs_per_sample", "round", int, "counterexamples per sample", "synthetic samples per queried sample "
+            "(k)", 1, 1000),
     Setting("verify_timeout", "round", float, "verify timeout", "seconds per solver query (the authors' budget)",
             0.0, 86_400.0, low_open=True, unit="s"),
+    Setting("query_size", "round", int, "query size", "samples queried per round", 1, 100_000),
+    Setting("pool_size", "round", int, "pool size", "random candidates drawn each round", 1, 10_000_000),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 

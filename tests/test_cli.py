@@ -72,6 +72,7 @@ def test_resume_continues_after_the_last_round(tmp_path):
     (["new", "--headless", "--dataset", "demo", "--eps-start", "abc"], "argument --eps-start: eps start must be a number, not 'abc'"),
     (["new", "--headless", "--dataset", "demo", "--query-size", "500", "--pool-size", "100"], "larger than the pool"),
     (["new", "--headless", "--dataset", "demo", "--rounds", "0"], "rounds must be between"),
+    (["new", "--dataset", "demo", "--images", "bogus"], "unknown image mode 'bogus'; choose one of: sixel"),
     (["new", "--headless", "--dataset", "demo", "--init", "he"], "unknown initialisation 'he'; choose one of: glorot"),
     (["new", "--headless", "--dataset", "demo", "--hidden", "12,x"], "--hidden takes layer widths"),
     (["new", "--headless", "--dataset", "demo", "--hidden", ","], "--hidden needs at least one layer width"),
