@@ -167,7 +167,7 @@ async def test_stop_discards_the_round_and_resume_redoes_it(store, demo, monkeyp
         await pilot.press("y")
         await wait_state(pilot, screen, "stopped")
         assert not screen.session.rounds and not grid.previews  # the discarded picks are gone
-        assert "round 1 is discarded" in log_text(screen)
+        assert "round 1 stops there" in log_text(screen)
         await pilot.press("p")
         await wait_state(pilot, screen, "finished")
         record = screen.session.rounds[0]

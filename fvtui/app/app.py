@@ -244,8 +244,18 @@ def _discard_question(screen: SessionScreen, quitting: bool = False) -> str:
     session = screen.session
     done = len(session.rounds) if session is not None else 0
     verb = "Quit" if quitting else "Leave the session"
-    return (f"{verb} while round {done + 1} runs? That round is discarded; the {done} finished rounds are "
+    return (f"{verb} while round {done + 1} runs? {kept_of_round(session)}; the {done} finished rounds are "
             f"kept (fvtui resume {screen.runner.name} continues).")
+
+
+def kept_of_round(session: Session | None) -> str:
+    """What stopping keeps of the round in progress: its samples verified so far (the round journal)."""
+    done = len(session.rounds) if session is not None else 0
+    saved = session.journal_progress() if session is not None else 0
+    if saved:
+        return (f"Round {done + 1} stops there, its {saved} samples verified so far are kept and resuming reuses "
+                "them")
+    return f"Round {done + 1} stops there and starts again on resume"
 
 
 def make_app(store: SessionStore, *, new_config: SessionConfig | None = None, new_name: str | None = None,

@@ -330,13 +330,17 @@ class SessionScreen(Screen):
     def action_stop(self) -> None:
         done = len(self.session.rounds)
 
+        from ..app import kept_of_round
+
+        kept = kept_of_round(self.session)
+
         def answer(yes: bool | None) -> None:
             if yes:
                 self.runner.stop()
-                self.log_panel.add(f"stop requested: round {done + 1} is discarded", "warning")
+                self.log_panel.add(f"stop requested: {kept[0].lower()}{kept[1:]}", "warning")
 
-        self.app.push_screen(ConfirmScreen(f"Stop now? Round {done + 1} is discarded; the {done} finished "
-                                           "rounds are kept, and p resumes.", yes="Stop"), answer)
+        self.app.push_screen(ConfirmScreen(f"Stop now? {kept}; the {done} finished rounds are kept, and p "
+                                           "resumes.", yes="Stop"), answer)
 
     def action_edit(self) -> None:
         def apply(result) -> None:
@@ -441,4 +445,4 @@ class SessionScreen(Screen):
         self._after_close = then
         self.runner.quit()
         if self.runner.busy:
-            self.log_panel.add("stopping: the round in progress is discarded…", "warning")
+            self.log_panel.add("stopping: the samples of this round verified so far are kept…", "warning")

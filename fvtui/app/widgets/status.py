@@ -11,7 +11,7 @@ PHASE_LABELS = {"initial": "training the initial model", "select": "selecting", 
                 "train": "training", "evaluate": "evaluating"}
 STATE_LABELS = {
     "loading": "loading the dataset…", "starting": "preparing the model…", "paused": "paused · p resumes",
-    "stopped": "stopped, the round was discarded · p resumes", "finished": "finished · e raises the target",
+    "stopped": "stopped · verified samples kept · p resumes", "finished": "finished · e raises the target",
     "read-only": "read-only: another process runs it", "failed": "failed: see the log (4)",
 }
 BAR_WIDTH = 16
