@@ -327,7 +327,9 @@ class Session:
         })
 
     def summary(self) -> SessionSummary:
-        return SessionSummary(self.name, self.config.dataset, self.method, len(self.rounds), self.config.rounds,
+        from .own_data import dataset_label
+
+        return SessionSummary(self.name, dataset_label(self.config.dataset), self.method, len(self.rounds), self.config.rounds,
                               self.accuracies[-1] if self.rounds else None, self.aubc, _mtime(self.path))
 
 
