@@ -100,12 +100,6 @@ def with_protocol(flat: dict[str, Any]) -> dict[str, Any]:
     return flat if "protocol" in flat else {**flat, **_LEGACY_CONFIG}
 
 
-def parse_hidden(text: str) -> tuple[int, ...]:
-    from .schema import BY_NAME
-
-    return BY_NAME["hidden"].parse(text)
-
-
 def _check_scope(values: Any, scope: str) -> None:
     from .schema import scoped
 
