@@ -143,9 +143,9 @@ class EndlessSolver:
         pass
 
 
-async def test_stop_discards_the_round_and_resume_redoes_it(store, demo, monkeypatch):
-    monkeypatch.setattr("fvtui.verify.SolverPool", EndlessSolver)
-    app = make_app(store, new_config=fv_config(rounds=1), new_name="s", loader=demo_loader(demo))
+async def test_stop_discards_the_round_and_resume_redoes_it(store, demo):
+    app = make_app(store, new_config=fv_config(rounds=1), new_name="s", loader=demo_loader(demo),
+                   solver_factory=EndlessSolver)
     async with app.run_test(size=(160, 45)) as pilot:
         screen = app.screen
         await wait_for(pilot, lambda: screen.query_one(StatusLine).phase == "augment", what="verification")

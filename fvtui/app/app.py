@@ -44,11 +44,13 @@ class FvtuiApp(App):
     BINDINGS = [Binding("q", "quit", "Quit")]  # ctrl+q too, from Textual
 
     def __init__(self, store: SessionStore, *, data_dir: str | None = None, workers: int | None = None,
-                 loader: Loader = load_dataset, pool_factory: Callable[[], object] = new_solver_pool) -> None:
+                 loader: Loader = load_dataset, pool_factory: Callable[[], object] = new_solver_pool,
+                 solver_factory: Callable[[int | None], object] | None = None) -> None:
         super().__init__()
         self.store = store
         self.data_dir, self.solver_workers, self.loader = data_dir, workers, loader
-        self.pool_factory = pool_factory
+        self.pool_factory = pool_factory  # the inspector's solver pool
+        self.solver_factory = solver_factory  # the rounds' (None: the engine's own SolverPool)
         self.start: Runner | None = None  # the session to open on top of the browser, if any
         self._pool = None
         self._pool_lock = threading.Lock()
@@ -100,7 +102,7 @@ class FvtuiApp(App):
     def make_runner(self, **kwargs) -> Runner:
         """A worker for a session screen (its target is set when the screen is made)."""
         return Runner(None, self.store, data_dir=self.data_dir, workers=self.solver_workers, loader=self.loader,
-                      **kwargs)
+                      solver_factory=self.solver_factory, **kwargs)
 
     def _push_session(self, runner: Runner) -> None:
         runner.target = SessionScreen(runner)
@@ -260,9 +262,11 @@ def kept_of_round(session: Session | None) -> str:
 
 def make_app(store: SessionStore, *, new_config: SessionConfig | None = None, new_name: str | None = None,
              session: Session | None = None, data_dir: str | None = None, workers: int | None = None,
-             loader: Loader = load_dataset, pool_factory: Callable[[], object] = new_solver_pool) -> FvtuiApp:
+             loader: Loader = load_dataset, pool_factory: Callable[[], object] = new_solver_pool,
+             solver_factory: Callable[[int | None], object] | None = None) -> FvtuiApp:
     """The browser alone, or a session screen on a new (`new_name` + `new_config`) or opened `session`."""
-    app = FvtuiApp(store, data_dir=data_dir, workers=workers, loader=loader, pool_factory=pool_factory)
+    app = FvtuiApp(store, data_dir=data_dir, workers=workers, loader=loader, pool_factory=pool_factory,
+                   solver_factory=solver_factory)
     if session is not None or new_config is not None:
         app.start = app.make_runner(session=session, new_name=new_name, new_config=new_config)
     return app

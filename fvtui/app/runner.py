@@ -69,8 +69,10 @@ class Runner:
 
     def __init__(self, target: MessagePump, store: SessionStore, *, session: Session | None = None,
                  new_name: str | None = None, new_config: SessionConfig | None = None, data_dir: str | None = None,
-                 workers: int | None = None, loader: Loader = load_dataset) -> None:
+                 workers: int | None = None, loader: Loader = load_dataset,
+                 solver_factory: Callable[[int | None], object] | None = None) -> None:
         self.target = target
+        self.solver_factory = solver_factory
         self.store = store
         self.session = session
         self.new_name, self.new_config = new_name, new_config
@@ -144,8 +146,8 @@ class Runner:
             from ..engine import Engine
 
             self._state("starting")
-            with Engine(self.session, dataset, workers=self.workers, on_event=self._emit,
-                        cancel=self.cancel) as engine:
+            with Engine(self.session, dataset, workers=self.workers, on_event=self._emit, cancel=self.cancel,
+                        solver_factory=self.solver_factory) as engine:
                 self._loop(engine)
         except Cancelled:
             pass
