@@ -197,9 +197,10 @@ class Engine:
         return record
 
     def _journal_key(self, r: int, settings, queried: np.ndarray) -> str:
-        """What a round's work depends on: its journal reuses entries only under the same key."""
-        digest = hashlib.sha256(json.dumps([r, dataclasses.asdict(settings), self.session.config.to_dict()],
-                                           sort_keys=True).encode())
+        """What a round's work depends on: its journal reuses entries only under the same key (the target
+        number of rounds is left out: raising it on resume changes nothing in this round)."""
+        config = {k: v for k, v in self.session.config.to_dict().items() if k != "rounds"}
+        digest = hashlib.sha256(json.dumps([r, dataclasses.asdict(settings), config], sort_keys=True).encode())
         for name, value in sorted(nn_model.state_to_numpy(self.model).items()):
             digest.update(name.encode())
             digest.update(value.tobytes())
