@@ -1,13 +1,21 @@
 """What a person sees on the main screens, as text (tests/snapshots/*.txt; clocks and dates masked).
 
-FVTUI_UPDATE_SNAPSHOTS=1 rewrites them after an intended change; review the diff like code.
+FVTUI_UPDATE_SNAPSHOTS=1 rewrites them after an intended change; review the diff like code. The
+sessions on show are kept in tests/fixtures/snapshot_sessions, made once: trained at test time, a
+BLAS build's float noise could move their numbers, curves and picks (delete the folder to make
+them again).
 """
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from test_app_support import (assert_snapshot, demo_loader, finished_session, settled, tiny_config, wait_for,
                               wait_state)
+
+SAVED = Path(__file__).parent / "fixtures" / "snapshot_sessions"
 from textual.widgets import Input
 
 from fvtui.app.app import make_app
@@ -19,8 +27,10 @@ from fvtui.store import SessionStore
 def store(tmp_path, demo, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the sessions folder shows as a short relative path
     store = SessionStore("sessions")
-    finished_session(store, demo, "a")
-    finished_session(store, demo, "b", tiny_config(augment="none", rounds=3))
+    for name, config in (("a", tiny_config()), ("b", tiny_config(augment="none", rounds=3))):
+        if not (SAVED / name).exists():
+            finished_session(SessionStore(SAVED), demo, name, config)
+        shutil.copytree(SAVED / name, store.root / name, ignore=shutil.ignore_patterns("lock"))
     return store
 
 
