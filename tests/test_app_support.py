@@ -48,7 +48,14 @@ async def settled(pilot, screen) -> None:
 
     await wait_for(pilot, lambda: all(card.image.image is not None for card in screen.query(PreviewCard)
                                       if card.display and card.preview is not None), what="the previews")
-    await pilot.pause(0.2)
+    # then until two looks 0.2 s apart show the same screen: a busy machine lays out and paints late
+    shown, deadline = None, time.monotonic() + 30
+    while time.monotonic() < deadline:
+        await pilot.pause(0.2)
+        now = screen_text(screen.app)
+        if now == shown:
+            return
+        shown = now
 
 
 async def wait_state(pilot, screen, *states: str, timeout: float = 120.0) -> None:
