@@ -32,3 +32,15 @@ def sessions_dir(tmp_path: Path, monkeypatch) -> Path:
     path = tmp_path / "sessions"
     monkeypatch.setenv("FVTUI_SESSIONS_DIR", str(path))
     return path
+
+
+@pytest.fixture
+def store(tmp_path, demo):
+    """A sessions folder with one finished session, 's' (test files with other needs define their own)."""
+    from test_app_support import finished_session
+
+    from fvtui.store import SessionStore
+
+    store = SessionStore(tmp_path / "sessions")
+    finished_session(store, demo, "s")
+    return store

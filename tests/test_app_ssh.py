@@ -10,22 +10,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-import pytest
-from test_app_support import demo_loader, finished_session, settled, wait_for, wait_state
+from test_app_support import demo_loader, settled, wait_for, wait_state
 from textual._compositor import Compositor
 
 from fvtui.app.app import make_app
 from fvtui.app.screens.inspector import InspectorScreen
 from fvtui.app.widgets.previews import PreviewCard
 from fvtui.app.widgets.status import StatusLine
-from fvtui.store import SessionStore
-
-
-@pytest.fixture
-def store(tmp_path, demo):
-    store = SessionStore(tmp_path / "sessions")
-    finished_session(store, demo, "s")
-    return store
 
 
 async def test_status_clock_ticks_only_on_its_own_screen(store, demo, monkeypatch):

@@ -16,16 +16,14 @@ import numpy as np
 import pytest
 from PIL import Image
 from rich.console import Console
-from test_app_support import demo_loader, finished_session, settled, wait_for, wait_state
+from test_app_support import demo_loader, settled, wait_state
 from textual.app import App
 
 from fvtui.app import images, sixel
 from fvtui.app.app import FvtuiApp, make_app
 from fvtui.app.images import ReplyFilter, Terminal, TerminalImage
-from fvtui.app.screens.session import SessionScreen
 from fvtui.app.widgets.previews import PreviewCard
 from fvtui.errors import UserError
-from fvtui.store import SessionStore
 
 
 # -- a Sixel decoder, written from the protocol (DEC STD 070), independent of the encoder ---------
@@ -223,13 +221,6 @@ def keys_of(raw: str) -> list:
 
     parser = XTermParser()
     return [*parser.feed(raw), *parser.feed("")]
-
-
-@pytest.fixture
-def store(tmp_path, demo):
-    store = SessionStore(tmp_path / "sessions")
-    finished_session(store, demo, "s")
-    return store
 
 
 async def test_a_late_reply_does_not_press_keys(store, demo, monkeypatch):

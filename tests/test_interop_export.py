@@ -58,8 +58,6 @@ def export(store, name, out, **flags):
 
 # -- ONNX -----------------------------------------------------------------------------------------
 def test_onnx_export_matches_torch_on_the_test_set(store, demo, tmp_path):
-    import torch
-
     from fvtui import model as nn_model
 
     lines = export(store, "grow", tmp_path, onnx=True)

@@ -61,7 +61,6 @@ def onnx_bytes(model, features: int, doc: str = "", metadata: dict[str, str] | N
 
 
 def _helper_model(model, features: int):
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     nodes, inits, current = [], [], INPUT
