@@ -5,22 +5,13 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import pytest
-from test_app_support import demo_loader, finished_session, solver_children, wait_for, wait_state
+from test_app_support import demo_loader, settled, solver_children, wait_for, wait_state
 from textual.widgets import Input
 
 from fvtui.app.app import make_app
 from fvtui.app.screens.inspector import InspectorScreen
 from fvtui.errors import Cancelled
-from fvtui.store import SessionStore
 from fvtui.verify import VerifyResult
-
-
-@pytest.fixture
-def store(tmp_path, demo):
-    store = SessionStore(tmp_path / "sessions")
-    finished_session(store, demo, "s")
-    return store
 
 
 async def open_inspector(pilot, app, row: int = 1) -> InspectorScreen:
@@ -28,6 +19,26 @@ async def open_inspector(pilot, app, row: int = 1) -> InspectorScreen:
     await pilot.press("3", *["down"] * row, "enter")
     await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen), what="the inspector")
     return app.screen
+
+
+async def test_round_files_are_read_off_the_ui_thread(store, demo, monkeypatch):
+    """A round's samples (the Samples panel, the inspector) and its weights load in worker threads."""
+    from fvtui.store import Session
+
+    on_ui_thread = []
+    for name in ("synthetic", "model_state"):
+        def spy(self, *args, _real=getattr(Session, name), **kwargs):
+            on_ui_thread.append(threading.current_thread() is threading.main_thread())
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Session, name, spy)
+    app = make_app(store, session=store.open("s"), loader=demo_loader(demo))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_state(pilot, app.screen, "finished")
+        await pilot.press("2")
+        screen = await open_inspector(pilot, app)
+        assert screen.candidates and screen.net is not None
+    assert len(on_ui_thread) >= 3 and not any(on_ui_thread)
 
 
 def result_text(screen) -> str:
@@ -119,6 +130,8 @@ async def test_a_preview_opens_the_inspector_too(store, demo):
     app = make_app(store, session=store.open("s"), loader=demo_loader(demo))
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_state(pilot, app.screen, "finished")
-        await pilot.press("2", "right", "enter")  # the first card has the keyboard; the arrows move it
+        await pilot.press("2")
+        await settled(pilot, app.screen)  # the cards are on show (their round loads off the UI thread)
+        await pilot.press("right", "enter")  # the first card has the keyboard; the arrows move it
         await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen), what="the inspector")
         assert app.screen.position == 1

@@ -60,7 +60,7 @@ class InspectorScreen(Screen):
     ]
 
     def __init__(self, session: Session, dataset, record: RoundRecord, synthetic: SyntheticBatch,
-                 position: int) -> None:
+                 position: int, net=None) -> None:
         super().__init__()
         self.session, self.dataset, self.record, self.position = session, dataset, record, position
         self.queried = record.queried[position]
@@ -73,14 +73,15 @@ class InspectorScreen(Screen):
         self.cancel = threading.Event()
         self.busy = False
         self.model_round = record.round - 1
-        self.net = self._network()
+        self.net = net if net is not None else self.network_of(session, dataset, self.model_round)
 
-    def _network(self):
+    @staticmethod
+    def network_of(session: Session, dataset, round_index: int):
+        """The numpy network after a round (the one that picked the next round's samples)."""
         from ...model import model_from_numpy, to_network
 
-        cfg = self.session.config
-        model = model_from_numpy(self.session.model_state(self.model_round), self.dataset.num_features, cfg.hidden,
-                                 self.dataset.num_classes)
+        model = model_from_numpy(session.model_state(round_index), dataset.num_features, session.config.hidden,
+                                 dataset.num_classes)
         return to_network(model)
 
     # -- layout --------------------------------------------------------------------------------

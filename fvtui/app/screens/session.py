@@ -229,11 +229,27 @@ class SessionScreen(Screen):
         self.query_one(LearningCurve).set_curve(self.session.accuracies,
                                                 None if initial is None else initial.test_accuracy)
 
-    def synthetic(self, round_index: int) -> SyntheticBatch:
-        if round_index not in self._synthetic:
-            self._synthetic = {round_index: self.session.synthetic(round_index),
-                               **{k: v for k, v in list(self._synthetic.items())[-4:]}}
-        return self._synthetic[round_index]
+    @work(thread=True, exclusive=True, group="synthetic", exit_on_error=False)
+    def _load_synthetic(self, round_index: int, page: int) -> None:
+        """A round's synthetic samples, read off the UI thread; the round is shown once they are in."""
+        try:
+            batch = self.session.synthetic(round_index)
+        except UserError as exc:  # a damaged round file
+            self.app.call_from_thread(self.app.report, str(exc))
+            return
+        self.app.call_from_thread(self._synthetic_loaded, round_index, batch, page)
+
+    def _synthetic_loaded(self, round_index: int, batch: SyntheticBatch, page: int) -> None:
+        self._synthetic = {round_index: batch, **{k: v for k, v in list(self._synthetic.items())[-4:]}}
+        if self.shown_round == round_index:  # unless another round came on show meanwhile
+            self._show_round(round_index, page)
+            if self.query_one(Tabs).active == "samples":  # the keyboard goes to the cards, as on a panel switch
+                self.call_after_refresh(self._focus_first_card)
+
+    def _focus_first_card(self) -> None:
+        cards = [card for card in self.query(PreviewCard) if card.display and card.preview is not None]
+        if cards and not isinstance(self.focused, PreviewCard):
+            cards[0].focus()
 
     def _show_round(self, round_index: int, page: int = 0) -> None:
         """A finished round, or the running one's picks (previews only: its table fills in live)."""
@@ -264,8 +280,11 @@ class SessionScreen(Screen):
             table.show_nothing()
             grid.show([], self.dataset.image_shape)
             return
+        if round_index not in self._synthetic:
+            self._load_synthetic(round_index, page)
+            return
         record = self.session.rounds[round_index - 1]
-        synthetic = self.synthetic(round_index)
+        synthetic = self._synthetic[round_index]
         previews = [Preview(round_index, i, self.dataset.train_x[q.index].numpy(), classes[q.label],
                             classes[q.predicted], q.score, int((synthetic.source == q.index).sum()))
                     for i, q in enumerate(record.queried)]
@@ -399,14 +418,19 @@ class SessionScreen(Screen):
         if message.round_index > len(self.session.rounds):
             self.notify("this round is still running: its samples open once it finishes")
             return
-        record = self.session.rounds[message.round_index - 1]
+        self._open_inspector(self.session.rounds[message.round_index - 1], message.position)
+
+    @work(thread=True, exclusive=True, group="inspector", exit_on_error=False)
+    def _open_inspector(self, record: RoundRecord, position: int) -> None:
+        """The inspector, its round's samples and network read off the UI thread."""
         try:
-            screen = InspectorScreen(self.session, self.dataset, record, self.synthetic(message.round_index),
-                                     message.position)
+            synthetic = self._synthetic.get(record.round) or self.session.synthetic(record.round)
+            net = InspectorScreen.network_of(self.session, self.dataset, record.round - 1)
         except UserError as exc:  # a damaged round file
-            self.app.report(str(exc))
+            self.app.call_from_thread(self.app.report, str(exc))
             return
-        self.app.push_screen(screen)
+        self.app.call_from_thread(lambda: self.app.push_screen(
+            InspectorScreen(self.session, self.dataset, record, synthetic, position, net=net)))
 
     def action_compare(self) -> None:
         if self.session is None:
