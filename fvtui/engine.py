@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import model as nn_model
-from .augment import AUGMENTATIONS, AugmentContext
+from .augment import AUGMENTATIONS, AugmentContext, verifies
 from .data import Dataset
 from .errors import Cancelled, UserError
 from .events import (EventSink, Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleVerified,
@@ -158,7 +158,7 @@ class Engine:
         self.emit(SamplesQueried(r, tuple(picks)))
 
         with _Phase(self, r, "augment", seconds):
-            needs_solver = bool(AUGMENTATIONS.trait(settings.augment, "needs_solver"))
+            needs_solver = verifies(settings.augment)
             replay, save = {}, (lambda item, data: None)
             if needs_solver:
                 journal = self.session.journal(r, self._journal_key(r, settings, queried))

@@ -48,6 +48,11 @@ Augmentation = Callable[[AugmentContext], AugmentResult]
 AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation")
 
 
+def verifies(name: str) -> bool:
+    """Whether an augmentation calls the solver (its samples' searches show as they end)."""
+    return bool(AUGMENTATIONS.trait(name, "needs_solver"))
+
+
 def batch_from(ctx: AugmentContext, x: torch.Tensor, keep: torch.Tensor, rows: torch.Tensor, eps: torch.Tensor,
                origin: str | np.ndarray) -> SyntheticBatch:
     """Synthetic samples x[keep] (a mask, or indices in the order wanted), each labeled with its

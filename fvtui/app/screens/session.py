@@ -184,7 +184,7 @@ class SessionScreen(Screen):
             status.pausing = self.runner.pause_requested
         elif isinstance(event, PhaseStarted):
             status.set_phase(event.round, event.phase, 0, event.total)
-            if event.phase == "augment" and self.session.settings.augment == "fv":
+            if event.phase == "augment" and _verifies(self.session.settings.augment):
                 self._verifying = event.round
                 if self.follow:
                     self._show_live_table()
@@ -271,7 +271,7 @@ class SessionScreen(Screen):
             else:
                 table.show_nothing()
                 self._title_table(f"round {round_index} running · " + (
-                    "its rows appear as verification starts" if self.session.settings.augment == "fv"
+                    "its rows appear as verification starts" if _verifies(self.session.settings.augment)
                     else "its table shows once the round is saved"))
             return
         if round_index == 0:
@@ -470,3 +470,9 @@ class SessionScreen(Screen):
         self.runner.quit()
         if self.runner.busy:
             self.log_panel.add("stopping: the samples of this round verified so far are kept…", "warning")
+
+
+def _verifies(augment: str) -> bool:
+    from ...augment import verifies  # imported by the engine before any round: no cost at start-up
+
+    return verifies(augment)

@@ -108,7 +108,9 @@ class StatusLine(Widget):
             style = {"failed": "bold red", "paused": "yellow", "stopped": "yellow", "finished": "green"}.get(self.state, "")
             return Text(STATE_LABELS.get(self.state, self.state), style)
         if self.phase == "augment":
-            label = "verifying" if self.augment == "fv" else f"augmenting ({self.augment})"
+            from ...augment import verifies  # a round runs: the engine has imported it already
+
+            label = "verifying" if verifies(self.augment) else f"augmenting ({self.augment})"
         else:
             label = PHASE_LABELS.get(self.phase, self.phase)
         text = Text(label, "bold cyan")
