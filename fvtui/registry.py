@@ -31,7 +31,8 @@ class Registry(Generic[T]):
         return add
 
     def trait(self, name: str, trait: str, default: object = False) -> object:
-        return self._traits[name].get(trait, default)
+        """A plug-in's declared trait; `default` for one it did not declare or a name not registered."""
+        return self._traits.get(name, {}).get(trait, default)
 
     def __getitem__(self, name: str) -> T:
         return self._items[name]
