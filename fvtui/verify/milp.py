@@ -28,7 +28,7 @@ def infeasible(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, 
     pixels, centers = np.asarray(pixels, dtype=np.int64), np.asarray(centers, dtype=np.float64)
     nz, nr, nd = enc.num_variables, len(enc.relus), pixels.size
     nvars = nz + nr + nd  # the query's variables, then a binary per ReLU, then one per disjunction
-    rows = 3 * nr + 1 + 2 * nd
+    rows = 4 * nr + 1 + 2 * nd
     a = lil_matrix((rows, nvars))
     lo_rows, hi_rows = np.full(rows, -np.inf), np.full(rows, np.inf)
     var_lo, var_hi = np.zeros(nvars), np.ones(nvars)
@@ -47,8 +47,9 @@ def infeasible(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, 
         lo_rows[row + 1] = 0.0
         a[row + 2, post], a[row + 2, pre], a[row + 2, on] = 1.0, -1.0, -lo  # post <= pre - lo (1 - on)
         hi_rows[row + 2] = -lo
-        # post <= hi * on, as a bound row of its own would need one more row: fold it into the next
-        row += 3
+        a[row + 3, post], a[row + 3, on] = 1.0, -max(hi, 0.0)  # post <= hi * on
+        hi_rows[row + 3] = 0.0
+        row += 4
     w_last = np.asarray(net.weights[-1], dtype=np.float64)
     b_last = np.zeros(w_last.shape[0]) if net.biases[-1] is None else np.asarray(net.biases[-1], np.float64)
     diff = w_last[runner_up] - w_last[winner]  # logit_r - logit_w = diff . h + (b_r - b_w) >= margin
@@ -64,16 +65,8 @@ def infeasible(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, 
         a[row + 1, p], a[row + 1, side] = 1.0, -((c + delta) - lower[p])
         lo_rows[row + 1] = lower[p]
         row += 2
-    extra_rows = []  # post <= hi * on
-    for k, (_, _, pre, _, hi) in enumerate(enc.relus):
-        extra = np.zeros(nvars)
-        extra[pre + 1], extra[nz + k] = 1.0, -max(hi, 0.0)
-        extra_rows.append(extra)
-    constraints = [LinearConstraint(a.tocsr(), lo_rows, hi_rows)]
-    if extra_rows:
-        constraints.append(LinearConstraint(np.array(extra_rows), -np.inf, 0.0))
     integrality = np.zeros(nvars)
     integrality[nz:] = 1
-    result = milp(np.zeros(nvars), constraints=constraints, bounds=Bounds(var_lo, var_hi), integrality=integrality,
+    result = milp(np.zeros(nvars), constraints=LinearConstraint(a.tocsr(), lo_rows, hi_rows), bounds=Bounds(var_lo, var_hi), integrality=integrality,
                   options={"time_limit": time_limit, "presolve": True})
     return result.status == 2  # infeasible (1: time limit, 0: a solution exists)
