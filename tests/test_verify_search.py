@@ -276,8 +276,9 @@ def test_folded_query_decides_like_the_plain_one():
 
 @pytest.mark.parametrize("seed", range(12))
 def test_the_milp_agrees_with_marabou_on_random_queries(seed):
-    """milp.infeasible says UNSAT exactly when plain Marabou does: random nets, boxes and exclusions."""
-    from fvtui.verify.milp import infeasible
+    """milp.decide says infeasible exactly when plain Marabou says UNSAT, and a feasible program's inputs
+    lie in the box, meet the exclusions and reach the runner-up: random nets, boxes and exclusions."""
+    from fvtui.verify.milp import decide
 
     rng = np.random.default_rng(seed)
     net = random_net((10, 8, 6, 4) if seed % 2 else (10, 12, 4), seed)
@@ -291,30 +292,62 @@ def test_the_milp_agrees_with_marabou_on_random_queries(seed):
     plain = solve(build_query(net, simple.lower, simple.upper, w, [r], M, simple.pixels, simple.centers, D,
                               fold=False), 10, 30)
     assert plain.status in ("sat", "unsat")
-    assert infeasible(net, simple.lower, simple.upper, w, r, M, simple.pixels, simple.centers, D) == \
-        (plain.status == "unsat")
+    decision = decide(net, simple.lower, simple.upper, w, r, M, simple.pixels, simple.centers, D)
+    assert decision.status == ("infeasible" if plain.status == "unsat" else "feasible")
+    if decision.status == "feasible":
+        z = decision.x
+        assert np.all(z >= simple.lower) and np.all(z <= simple.upper)
+        assert all(abs(z[p] - c) >= D - 1e-6 for p, c in zip(simple.pixels, simple.centers))
+        logits = net.logits(z.astype(np.float32))
+        assert logits[r] - logits[w] >= M - 1e-4
 
 
-def test_a_query_marabou_does_not_settle_in_time_goes_to_the_milp(monkeypatch, mnist_like):
-    """Marabou 'times out' on every first try: UNSAT queries are settled by the MILP, SAT ones go back to
-    Marabou, and the search ends as it does without the detour (same points, same radii)."""
+def _stalling_on(verdict, real_solve):
+    """A solve that 'times out' on the first try of every query plain Marabou answers with `verdict`."""
+    from fvtui.verify.search import Solved
+
+    def solve(ipq, n, timeout):
+        answer = real_solve(ipq, n, timeout)
+        if timeout <= 0.5 and answer.status == verdict:
+            return Solved("timeout", None, timeout, "timed out")
+        return answer
+    return solve
+
+
+def test_an_unsat_query_marabou_does_not_settle_in_time_is_settled_by_the_milp(monkeypatch, mnist_like):
+    """The same search as without the detour (same queries, same points), the UNSATs decided by HiGHS."""
     import fvtui.verify.search as search
 
     net, x = mnist_like
     w, r = top2(net, x)
     plain = search_counterexamples(net, x, w, r, k=4, eps_start=0.005, eps_step=0.01, timeout=20)
-    real_solve, calls = search.solve, []
-
-    def slow_first(ipq, n, timeout):
-        calls.append(timeout)
-        if timeout <= 0.5:  # the first try, bounded by milp_after
-            return search.Solved("timeout", None, timeout, "timed out")
-        return real_solve(ipq, n, timeout)
-
-    monkeypatch.setattr(search, "solve", slow_first)
+    monkeypatch.setattr(search, "solve", _stalling_on("unsat", search.solve))
     detour = search.search_counterexamples(net, x, w, r, k=4, eps_start=0.005, eps_step=0.01, timeout=20,
                                            milp_after=0.5)
     assert [q.status for q in detour.queries] == [q.status for q in plain.queries]
     assert [q.eps for q in detour.queries] == [q.eps for q in plain.queries]
     assert any(q.milp for q in detour.queries) and all(q.status == "unsat" for q in detour.queries if q.milp)
     assert all(np.array_equal(a.x, b.x) for a, b in zip(detour.counterexamples, plain.counterexamples))
+
+
+def test_a_sat_query_marabou_does_not_settle_in_time_is_answered_by_marabou_near_the_milps_input(
+        monkeypatch, mnist_like):
+    """HiGHS finds an input; Marabou, asked within NARROW of it, finds the counterexample kept: a point of
+    the whole query (its box, its exclusions, the runner-up ahead). The verdicts are the plain search's."""
+    import fvtui.verify.search as search
+
+    net, x = mnist_like
+    w, r = top2(net, x)
+    plain = search_counterexamples(net, x, w, r, k=4, eps_start=0.005, eps_step=0.01, timeout=20)
+    monkeypatch.setattr(search, "solve", _stalling_on("sat", search.solve))
+    detour = search.search_counterexamples(net, x, w, r, k=4, eps_start=0.005, eps_step=0.01, timeout=20,
+                                           milp_after=0.5)
+    assert [q.status for q in detour.queries] == [q.status for q in plain.queries]
+    assert [q.eps for q in detour.queries] == [q.eps for q in plain.queries]
+    narrowed = [q for q in detour.queries if q.narrowed]
+    assert narrowed and all(q.status == "sat" and not q.milp for q in narrowed)
+    assert len(detour.counterexamples) == len(plain.counterexamples) == 4
+    for i, ce in enumerate(detour.counterexamples):
+        assert np.abs(ce.x - x).max() <= ce.eps + 1e-6 and net.predict(ce.x) != w
+        for earlier in detour.counterexamples[:i]:  # each one delta away from the earlier ones in every pixel
+            assert np.all(np.abs(ce.x - earlier.x) >= D - 1e-6)

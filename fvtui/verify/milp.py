@@ -5,12 +5,14 @@ a 784-32-10 network Marabou's default search was measured here to run past 300 s
 HiGHS proves infeasible in seconds (the exclusions of earlier counterexamples leave no room). The
 program is exact for the query Marabou gets (encode_layers' folding, a binary per undecided ReLU
 with big-M from its interval bounds, a binary per remaining exclusion disjunction), so
-'infeasible' settles the query as UNSAT. A feasible or undecided program changes nothing: Marabou
-solves the query as before and its answer and point are the ones kept. HiGHS works to a
+'infeasible' settles the query as UNSAT. A feasible program's inputs tell where a counterexample
+lies (search.py then lets Marabou find one in a small box around them); HiGHS works to a
 feasibility tolerance of 1e-7 on values against the 1e-3 margin of the query.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,9 +20,15 @@ from .network import Network
 from .query import encode_layers
 
 
-def infeasible(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runner_up: int, margin: float,
-               pixels=(), centers=(), delta: float = 0.001, time_limit: float = 60.0) -> bool:
-    """True when no input of the box (with its exclusions) gives logit_r - logit_w >= margin."""
+@dataclass(frozen=True)
+class Decision:
+    status: str  # 'infeasible' (the query is UNSAT), 'feasible' or 'unknown' (out of time)
+    x: np.ndarray | None = None  # 'feasible': the program's inputs (float64, within HiGHS' tolerance)
+
+
+def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runner_up: int, margin: float,
+           pixels=(), centers=(), delta: float = 0.001, time_limit: float = 60.0) -> Decision:
+    """Whether some input of the box (with its exclusions) gives logit_r - logit_w >= margin."""
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import lil_matrix
 
@@ -69,4 +77,8 @@ def infeasible(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, 
     integrality[nz:] = 1
     result = milp(np.zeros(nvars), constraints=LinearConstraint(a.tocsr(), lo_rows, hi_rows), bounds=Bounds(var_lo, var_hi), integrality=integrality,
                   options={"time_limit": time_limit, "presolve": True})
-    return result.status == 2  # infeasible (1: time limit, 0: a solution exists)
+    if result.status == 2:
+        return Decision("infeasible")
+    if result.x is not None and result.status == 0:
+        return Decision("feasible", np.clip(result.x[:n], lower, upper))
+    return Decision("unknown")

@@ -61,14 +61,14 @@ def encode_layers(net: Network, lower: np.ndarray, upper: np.ndarray, slack: flo
     n = net.input_size
     var_lower = [np.asarray(lower, dtype=np.float64)]
     var_upper = [np.asarray(upper, dtype=np.float64)]
-    forms = np.eye(n)
+    forms: np.ndarray | None = None  # the inputs themselves: the identity, never multiplied out
     consts = np.zeros(n)
     relus: list[tuple[np.ndarray, float, int, float, float]] = []
     stable = 0
     nvars = n
     for w, b in zip(net.weights[:-1], net.biases[:-1]):
         w64 = np.asarray(w, dtype=np.float64)
-        pre_forms = w64 @ forms
+        pre_forms = w64 if forms is None else w64 @ forms  # a 784x784 identity product cost ~10 ms a query
         pre_consts = w64 @ consts + (0.0 if b is None else np.asarray(b, dtype=np.float64))
         lo, hi = np.concatenate(var_lower), np.concatenate(var_upper)
         pos, neg = np.maximum(pre_forms, 0.0), np.minimum(pre_forms, 0.0)

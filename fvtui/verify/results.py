@@ -26,6 +26,7 @@ class QueryRecord:
     disjunctions: int  # two-sided exclusions left after simplification
     presolved: bool = False
     milp: bool = False  # an UNSAT HiGHS decided after Marabou ran past its first MILP_AFTER seconds
+    narrowed: bool = False  # a SAT whose point Marabou found near HiGHS' solution (search.NARROW)
     point: str = ""  # 'spurious': the solver's point (encode_point), which later queries exclude
 
 

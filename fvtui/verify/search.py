@@ -22,13 +22,29 @@ from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, Ve
 
 Report = Callable[[str, Any], None]
 # A query Marabou has not settled in this many seconds goes to the MILP (milp.py): if that proves it
-# infeasible the query is UNSAT; otherwise Marabou gets the rest of the budget. Settled queries are
-# untouched, so answers and points are Marabou's whenever Marabou answers.
+# infeasible the query is UNSAT. If it finds an input, the query is SAT and Marabou is asked for a
+# counterexample in the box narrowed to NARROW around that input (a sub-box of the query's, where
+# most ReLUs are decided); the point kept is always Marabou's, a valid answer to the whole query.
+# Whatever is not settled so gets the rest of the budget on the whole query. Queries Marabou
+# settles in time are untouched.
 MILP_AFTER = 10.0
+NARROW = 0.01
 
 
 def _silent(kind: str, payload: Any) -> None:
     pass
+
+
+def _solve_near(net: Network, point: np.ndarray, lower: np.ndarray, upper: np.ndarray, excluded: list[np.ndarray],
+                target_w: int, runner_up_r: int, margin: float, delta: float, timeout: float) -> Solved:
+    """Marabou on the query restricted to the box within NARROW of `point` (the MILP's input): any
+    answer it finds answers the whole query. Not SAT (HiGHS' tolerance, or time) settles nothing."""
+    near_lo, near_hi = np.maximum(lower, point - NARROW), np.minimum(upper, point + NARROW)
+    simple = simplify_exclusions(near_lo, near_hi, np.reshape(excluded, (-1, point.size)), delta)
+    if simple.infeasible:
+        return Solved("unknown", None, 0.0)
+    return solve(build_query(net, simple.lower, simple.upper, target_w, [runner_up_r], margin, simple.pixels,
+                             simple.centers, delta), point.size, timeout)
 
 
 def _box(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -98,15 +114,24 @@ def search_counterexamples(
 
             first = timeout if legacy else min(timeout, milp_after)
             solved = solve(query(), x.size, first)
-            decided_by_milp = False
+            decided_by_milp = narrowed = False
             if solved.status == "timeout" and first < timeout:
-                left = timeout - (time.perf_counter() - tq)
-                if milp.infeasible(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
-                                   simple.centers, delta, time_limit=max(1.0, left)):
+                def left() -> float:
+                    return max(1.0, timeout - (time.perf_counter() - tq))
+
+                decision = milp.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
+                                       simple.centers, delta, time_limit=left())
+                if decision.status == "infeasible":
                     solved, decided_by_milp = Solved("unsat", None, 0.0), True
                 else:
-                    solved = solve(query(), x.size, max(1.0, timeout - (time.perf_counter() - tq)))
-            record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj, milp=decided_by_milp)
+                    if decision.status == "feasible":
+                        solved = _solve_near(net, decision.x, simple.lower, simple.upper, excluded, target_w,
+                                             runner_up_r, margin, delta, left())
+                        narrowed = solved.status == "sat"
+                    if not narrowed:
+                        solved = solve(query(), x.size, left())
+            record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj, milp=decided_by_milp,
+                                 narrowed=narrowed)
             if solved.status == "sat":
                 point = _as_input(solved.x, simple.lower, simple.upper)
                 excluded.append(point)

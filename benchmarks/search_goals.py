@@ -1,0 +1,83 @@
+"""The figures of issue 23's goals, from real headless sessions on this machine.
+
+Each goal is one session run by the CLI (so the solver pool, its worker processes and the round
+journal are all in the measurement), in a scratch sessions folder. Printed per goal: wall time,
+the augment (verification) phase, solver queries and their outcomes, samples cut short by the
+per-query cap, the MILP fallback's UNSAT answers, and the pool's efficiency: the solver seconds
+summed over samples, divided by workers, over the augment phase's wall time (1.0: no worker idle).
+
+    FVTUI_DATA_DIR=../shared/datasets python benchmarks/search_goals.py [--goals fvaal128,random128,random32]
+        [--rounds 20] [--seed 0] [--workers 2] [--timeout 300] [--dataset fashionmnist]
+
+Goals (issue 23, on an idle 2-core machine): fvaal128 <= 180 s; random128 <= 20 min with <= 1% of samples
+cut short at a >= 300 s cap; random32 <= 5 min with none cut short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from fvtui.store import SessionStore  # noqa: E402
+
+GOALS = {  # name: (strategy, hidden, goal in seconds)
+    "fvaal128": ("fvaal", 128, 180),
+    "random128": ("random", 128, 1200),
+    "random32": ("random", 32, 300),
+    "fvaal32": ("fvaal", 32, None),
+}
+
+
+def run_goal(name: str, args: argparse.Namespace, root: Path) -> str:
+    strategy, hidden, goal = GOALS[name]
+    command = [sys.executable, "-m", "fvtui", "--sessions-dir", str(root), "new", "--dataset", args.dataset,
+               "--name", name, "--strategy", strategy, "--augment", "fv", "--hidden", str(hidden),
+               "--rounds", str(args.rounds), "--seed", str(args.seed), "--verify-timeout", str(args.timeout),
+               "--workers", str(args.workers), "--headless"]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        return f"{name}: exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"
+    with SessionStore(root).open(name, writable=False) as session:
+        rounds = session.rounds
+    samples = [v for r in rounds for v in r.verification]
+    augment = sum(r.seconds["augment"] for r in rounds)
+    solver = sum(v.seconds for v in samples)
+    queries = sum(v.queries for v in samples)
+    short = sum(v.status == "timeout" for v in samples)
+    counts = {k: sum(getattr(r.queries, k) for r in rounds) for k in ("sat", "unsat", "timeout", "error", "spurious")}
+    longest = max((t for v in samples for t in v.query_seconds), default=0.0)
+    verdict = "" if goal is None or args.rounds != 20 else (" (goal %d s: %s)" % (goal, "met" if wall <= goal else
+                                                                                   "not met"))
+    return (f"{name}: {len(rounds)} rounds, hidden {hidden}, {wall:.0f} s wall{verdict}; augment {augment:.0f} s; "
+            f"{queries} queries ({', '.join(f'{v} {k}' for k, v in counts.items())}), longest {longest:.1f} s; "
+            f"{short} of {len(samples)} samples cut short ({100 * short / max(1, len(samples)):.1f}%); "
+            f"efficiency {solver / args.workers / max(augment, 1e-9):.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--goals", default="fvaal128,random128,random32")
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--dataset", default="fashionmnist")
+    args = ap.parse_args()
+    unknown = [g for g in args.goals.split(",") if g not in GOALS]
+    if unknown:
+        sys.exit(f"unknown goal(s) {', '.join(unknown)}; choose from {', '.join(GOALS)}")
+    with tempfile.TemporaryDirectory(prefix="fvtui-goals-") as tmp:
+        for name in args.goals.split(","):
+            print(run_goal(name, args, Path(tmp)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
