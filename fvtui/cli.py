@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench.command import add_parser as add_bench_parser
 
     add_bench_parser(sub, shared)
+    from .cluster.slurm import add_parser as add_cluster_parser
+
+    add_cluster_parser(sub, shared)
     return parser
 
 
@@ -126,6 +129,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .bench.command import main as bench_main
 
         return bench_main(store, args)
+    if command == "cluster":
+        from .cluster.slurm import main as cluster_main
+
+        return cluster_main(args)
     if command == "verify" or (command == "export" and (args.onnx or args.vnnlib or args.round is not None)):
         from .interop.command import main_export, main_verify
 
