@@ -150,6 +150,7 @@ def reference(tmp_path_factory):
 
 @pytest.fixture
 def dask_cluster(tmp_path):
+    """A scheduler; the test starts the workers it needs."""
     cluster = DaskProcesses(tmp_path)
     try:
         yield cluster
@@ -157,17 +158,66 @@ def dask_cluster(tmp_path):
         cluster.close()
 
 
-def test_a_session_on_two_dask_workers_equals_the_local_pool(tmp_path, dask_cluster, reference):
-    dask_cluster.worker()
-    dask_cluster.worker()
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory):
+    """A scheduler and two workers, shared by the tests below (the last of them SIGKILLs one)."""
+    cluster = DaskProcesses(tmp_path_factory.mktemp("dask"))
+    try:
+        cluster.worker()
+        cluster.worker()
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def test_a_session_on_two_dask_workers_equals_the_local_pool(tmp_path, two_workers, reference):
     result = fvtui(tmp_path / "sessions", "new", *FLAGS, "--name", "s", "--headless", "--cluster",
-                   dask_cluster.address)
+                   two_workers.address)
     assert result.returncode == 0, result.stdout + result.stderr
     assert fingerprint(tmp_path / "sessions", "s") == reference
 
 
-def test_a_worker_sigkilled_mid_round_costs_nothing(tmp_path, dask_cluster, reference):
-    doomed, survivor = dask_cluster.worker(), dask_cluster.worker()
+def test_stop_cancels_the_tasks_and_kills_their_solvers(two_workers):
+    """A stop (the cancel event) ends a call at once; the hung solver children on the workers are killed,
+    the workers live on, and the status line's counts say so."""
+    import threading
+
+    from fvtui.cluster.connect import open_cluster
+    from fvtui.errors import Cancelled
+    from test_verify_pool import task
+
+    def executing() -> int:
+        return sum(two_workers.client.run(lambda dask_worker: len(dask_worker.state.executing)).values())
+
+    with open_cluster(two_workers.address) as cluster:
+        assert cluster.describe().startswith(f"{two_workers.address}: 2 workers, 0 in flight")
+        solver, cancel, seen = cluster.solver(), threading.Event(), []
+
+        def stop_when_both_hang() -> None:
+            wait_for(lambda: executing() == 2)
+            time.sleep(1.0)  # the jobs have reached their solver children, which hang
+            seen.append((cluster.describe(), [pid for w in two_workers.processes[1:] for pid in children(w.pid)]))
+            cancel.set()
+
+        stopper = threading.Thread(target=stop_when_both_hang)
+        stopper.start()
+        started = time.monotonic()
+        with pytest.raises(Cancelled):
+            solver.run_searches([task(i, fault="hang", timeout=60) for i in range(2)], cancel=cancel)
+        stopper.join()
+        status, hung = seen[0]
+        assert time.monotonic() - started < 30 and "2 in flight" in status and len(hung) == 2
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in hung), 10)  # not their 77 s deadline
+        wait_for(lambda: executing() == 0, 10)
+        assert "0 in flight" in cluster.describe()
+        results = solver.run_searches([task(i, k=2) for i in range(2)])  # the workers live on
+        assert [r.status for r in results] == ["sat", "sat"]
+    assert all(w.poll() is None for w in two_workers.processes)
+
+
+def test_a_worker_sigkilled_mid_round_costs_nothing(tmp_path, two_workers, reference):
+    dask_cluster = two_workers
+    doomed, survivor = dask_cluster.processes[1], dask_cluster.processes[2]
     sessions = tmp_path / "sessions"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FVTUI_CLUSTER": dask_cluster.address}  # the variable, not the flag
     run = subprocess.Popen([sys.executable, "-m", "fvtui", "--sessions-dir", str(sessions), "new", *FLAGS,
