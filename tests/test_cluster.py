@@ -379,3 +379,105 @@ def test_the_slurm_job_script_starts_a_worker_that_runs_fvtui(tmp_path):
             os.killpg(job.pid, signal.SIGKILL)
             job.wait()
     assert wait_gone(tag, 10) == []
+
+
+SLURM_CONF = """ClusterName=fvtui
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+AuthType=auth/munge
+AuthInfo=socket={folder}/munge.socket
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation={folder}/state
+SlurmdSpoolDir={folder}/spool
+SlurmctldPidFile={folder}/slurmctld.pid
+SlurmdPidFile={folder}/slurmd.pid
+SlurmctldLogFile={folder}/slurmctld.log
+SlurmdLogFile={folder}/slurmd.log
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+JobAcctGatherType=jobacct_gather/none
+MpiDefault=none
+NodeName=fvtui-node NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=4000 State=UNKNOWN
+PartitionName=debug Nodes=fvtui-node Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def single_node_slurm(tmp_path):
+    """A Slurm of one node on this machine (Debian's slurmctld, slurmd and munge; root), its own config,
+    ports and munge socket: SLURM_CONF points every Slurm command at it."""
+    import socket
+
+    needed = ["munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel"]
+    if os.geteuid() != 0 or not all(shutil.which(n) or Path(f"/usr/sbin/{n}").exists() for n in needed):
+        pytest.skip("needs root and Debian's slurmctld, slurmd, slurm-client and munge packages")
+    folder = tmp_path / "slurm"
+    for sub in ("state", "spool"):
+        (folder / sub).mkdir(parents=True)
+    key = folder / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o600)
+    conf = folder / "slurm.conf"
+    conf.write_text(SLURM_CONF.format(host=socket.gethostname().split(".")[0], folder=folder, cpus=os.cpu_count(),
+                                      ctld_port=free_port(), d_port=free_port()))
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    daemons = []
+    try:
+        subprocess.run(["/usr/sbin/munged", "--force", f"--socket={folder}/munge.socket", f"--key-file={key}",
+                        f"--pid-file={folder}/munged.pid", f"--log-file={folder}/munged.log",
+                        f"--seed-file={folder}/munged.seed"], check=True, capture_output=True, timeout=30)
+        daemons.append(folder / "munged.pid")
+        for command in (["/usr/sbin/slurmctld"], ["/usr/sbin/slurmd", "-N", "fvtui-node"]):
+            subprocess.run(command, env=env, check=True, capture_output=True, timeout=30)
+        daemons += [folder / "slurmctld.pid", folder / "slurmd.pid"]
+        wait_for(lambda: "idle" in subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True,
+                                                  text=True).stdout, 30)
+        yield env
+    finally:
+        subprocess.run(["scancel", "--user", "root"], env=env, capture_output=True, timeout=30)
+        for pid_file in reversed(daemons):
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+
+
+@pytest.mark.slow
+def test_a_session_on_slurm_jobs_equals_the_local_pool(tmp_path, single_node_slurm, reference):
+    """End to end on a one-node Slurm: `fvtui cluster slurm` submits two worker jobs, a session runs on them
+    (its first round equals the local pool's), and Ctrl-C cancels the jobs."""
+    env = {**single_node_slurm, "PYTHONPATH": str(ROOT)}
+    cluster = subprocess.Popen([sys.executable, "-m", "fvtui", "cluster", "slurm", "--jobs", "2", "--cores", "1",
+                                "--memory", "1GB", "--walltime", "00:10:00", "--queue", "debug", "--host",
+                                "127.0.0.1", "--port", "0"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        line = cluster.stdout.readline()
+        assert "2 Slurm job(s) submitted" in line, line
+        address = line.split()[1].rstrip(":")
+        wait_for(lambda: len(subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i"], env=env, capture_output=True,
+                                            text=True).stdout.split()) == 2, 60)
+        sessions = tmp_path / "sessions"
+        at = FLAGS.index("--rounds")
+        flags = [*FLAGS[:at], "--rounds", "1", *FLAGS[at + 2:]]
+        result = fvtui(sessions, "new", *flags, "--name", "s", "--headless", "--cluster", address)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert fingerprint(sessions, "s") == reference[:1]
+    finally:
+        cluster.send_signal(signal.SIGINT)
+        cluster.communicate(timeout=60)
+    wait_for(lambda: subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True).stdout == "", 30)

@@ -156,18 +156,22 @@ def open_cluster(text: str, sessions: Path | None = None) -> Cluster:
     for name in ("distributed", "tornado"):  # their log lines would land on the app's screen
         logging.getLogger(name).setLevel(logging.CRITICAL)
     local = None
-    try:
-        if address.local_workers:
+    if address.local_workers:
+        try:
             local = LocalCluster(n_workers=address.local_workers, threads_per_worker=1, processes=True,
                                  dashboard_address=":0", silence_logs=logging.CRITICAL)
             client = Client(local, timeout=CONNECT_TIMEOUT)
-        else:
+        except Exception as exc:  # noqa: BLE001 - e.g. a worker process that failed to start
+            if local is not None:
+                local.close()
+            raise UserError(f"cannot start a local Dask cluster of {address.local_workers} workers: "
+                            f"{type(exc).__name__}: {exc}") from None
+    else:
+        try:
             client = Client(address.scheduler, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError) as exc:
-        if local is not None:
-            local.close()
-        raise UserError(f"cannot reach the Dask scheduler at {text} within {CONNECT_TIMEOUT:.0f} s ({exc}); start "
-                        "one with `dask scheduler`, or check the address") from None
+        except (OSError, TimeoutError) as exc:
+            raise UserError(f"cannot reach the Dask scheduler at {text} within {CONNECT_TIMEOUT:.0f} s ({exc}); "
+                            "start one with `dask scheduler`, or check the address") from None
     try:
         client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
     except TimeoutError:

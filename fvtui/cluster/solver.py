@@ -27,7 +27,6 @@ class DaskSolver(Solver):
         self.cluster = cluster
         self._memory_limit_mb, self._grace = memory_limit_mb or 0, grace
         self._closed = False
-        self._futures: list = []  # the running call's
 
     def run_jobs(self, jobs: list[Job], on_result: Callable | None = None, cancel: threading.Event | None = None) -> list:
         """Results in job order; `on_result(i, result)` runs in this thread as each job ends. Setting `cancel`
@@ -49,7 +48,6 @@ class DaskSolver(Solver):
                                    self._memory_limit_mb, self._grace, key=key, pure=False)
             future.add_done_callback(lambda _, i=i: ended.put(i))
             futures.append(future)
-        self._futures = futures
         self.cluster.count_in_flight(len(futures))
         results: list = [None] * len(jobs)
         taken: set[int] = set()
@@ -72,9 +70,6 @@ class DaskSolver(Solver):
             client.cancel([f for i, f in enumerate(futures) if i not in taken])
             self.cluster.count_in_flight(-(len(jobs) - len(taken)))
             raise
-        finally:
-            self._futures = []
-            del nets  # the scattered networks are released with their futures
         return results
 
     @staticmethod
