@@ -215,6 +215,27 @@ def test_stop_cancels_the_tasks_and_kills_their_solvers(two_workers):
     assert all(w.poll() is None for w in two_workers.processes)
 
 
+async def test_the_app_runs_rounds_on_the_cluster_and_shows_it(tmp_path, two_workers, reference):
+    """The app with --cluster: the round's searches run on the workers (same result as the local pool)
+    and the status line names the cluster, its workers and the tasks in flight."""
+    import dataclasses
+
+    from test_app_support import wait_state
+
+    from fvtui.app.app import make_app
+    from fvtui.app.widgets.status import StatusLine
+    from fvtui.cluster.connect import open_cluster
+
+    store = SessionStore(tmp_path / "sessions")
+    with open_cluster(two_workers.address) as cluster:
+        app = make_app(store, new_config=dataclasses.replace(CONFIG, rounds=1), new_name="s", cluster=cluster)
+        async with app.run_test(size=(200, 45)) as pilot:
+            await wait_state(pilot, app.screen, "finished")
+            status = str(app.screen.query_one(StatusLine).render())
+            assert f"cluster {two_workers.address}: 2 workers, 0 in flight" in status, status
+    assert fingerprint(tmp_path / "sessions", "s") == reference[:1]
+
+
 def test_a_worker_sigkilled_mid_round_costs_nothing(tmp_path, two_workers, reference):
     dask_cluster = two_workers
     doomed, survivor = dask_cluster.processes[1], dask_cluster.processes[2]
