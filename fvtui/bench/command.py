@@ -30,9 +30,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--seeds", metavar="SEEDS", help="e.g. 0-4 (default), 0,2,5 or 3")
     p.add_argument("--name", help="benchmark name: the sessions folder it groups (default: bench-DATASET)")
     p.add_argument("--out", help="output folder (default: SESSIONS_DIR/NAME/results)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="sessions run side by side (default 1); each gets "
-                                                       "CPUs/jobs solver workers (with --cluster: sessions run as "
-                                                       "Dask tasks, on a sessions folder every worker shares)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="sessions run side by side (default 1); each gets CPUs/jobs solver workers (with --cluster: "
+                        "sessions run as Dask tasks, on a sessions folder every worker shares)")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="solver processes per session (default: CPUs // jobs)")
     p.add_argument("--report-only", action="store_true",
                    help="re-make the outputs from the saved sessions, run nothing")

@@ -59,7 +59,8 @@ class Cluster:
             return ""
 
     def describe(self) -> str:
-        text = f"{self.address.text}: {self.workers} worker{'s' if self.workers != 1 else ''}, {self._in_flight} in flight"
+        plural = "s" if self.workers != 1 else ""
+        text = f"{self.address.text}: {self.workers} worker{plural}, {self._in_flight} in flight"
         return text + (f", {self.dashboard}" if self.dashboard else "")
 
     def _watch(self) -> None:

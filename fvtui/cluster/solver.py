@@ -28,7 +28,8 @@ class DaskSolver(Solver):
         self._memory_limit_mb, self._grace = memory_limit_mb or 0, grace
         self._closed = False
 
-    def run_jobs(self, jobs: list[Job], on_result: Callable | None = None, cancel: threading.Event | None = None) -> list:
+    def run_jobs(self, jobs: list[Job], on_result: Callable | None = None,
+                 cancel: threading.Event | None = None) -> list:
         """Results in job order; `on_result(i, result)` runs in this thread as each job ends. Setting `cancel`
         (or close() from another thread) cancels the futures, whose workers then kill their solvers."""
         from .tasks import run_job

@@ -225,7 +225,8 @@ class Solver:
     ) -> RadiusResult:
         return self.run_jobs([radius_job(net, x, precision, timeout, hi)], None, cancel)[0]
 
-    def run_jobs(self, jobs: list[Job], on_result: Callable | None = None, cancel: threading.Event | None = None) -> list:
+    def run_jobs(self, jobs: list[Job], on_result: Callable | None = None,
+                 cancel: threading.Event | None = None) -> list:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -275,7 +276,8 @@ class SolverPool(Solver):
         w.kill()
         self._workers.remove(w)
 
-    def run_jobs(self, jobs: list[Job], on_result: Callable | None = None, cancel: threading.Event | None = None) -> list:
+    def run_jobs(self, jobs: list[Job], on_result: Callable | None = None,
+                 cancel: threading.Event | None = None) -> list:
         """The jobs' results in order (run_searches, verify and certified_radius hand theirs here). `cancel` is
         anything with is_set(): the Dask backend's tells whether the scheduler still wants the task."""
         with self._lock:
