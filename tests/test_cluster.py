@@ -485,7 +485,7 @@ def test_a_session_on_slurm_jobs_equals_the_local_pool(tmp_path, single_node_slu
     cluster = subprocess.Popen([sys.executable, "-m", "fvtui", "cluster", "slurm", "--jobs", "2", "--cores", "1",
                                 "--memory", "1GB", "--walltime", "00:10:00", "--queue", "debug", "--host",
                                 "127.0.0.1", "--port", "0"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)  # where sbatch puts slurm-N.out
     try:
         line = cluster.stdout.readline()
         assert "2 Slurm job(s) submitted" in line, line
