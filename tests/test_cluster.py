@@ -131,10 +131,14 @@ def fingerprint(root: Path, name: str) -> list:
         return rounds
 
 
-def fvtui(sessions: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "fvtui", "--sessions-dir", str(sessions), *args],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+def cli(capsys, sessions: Path, *args: str) -> subprocess.CompletedProcess:
+    """fvtui's command line in this process (no interpreter to start): exit code, stdout and stderr."""
+    from fvtui.cli import main
+
+    capsys.readouterr()
+    code = main(["--sessions-dir", str(sessions), *args])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
 @pytest.fixture(scope="module")
@@ -170,8 +174,8 @@ def two_workers(tmp_path_factory):
         cluster.close()
 
 
-def test_a_session_on_two_dask_workers_equals_the_local_pool(tmp_path, two_workers, reference):
-    result = fvtui(tmp_path / "sessions", "new", *FLAGS, "--name", "s", "--headless", "--cluster",
+def test_a_session_on_two_dask_workers_equals_the_local_pool(tmp_path, two_workers, reference, capsys):
+    result = cli(capsys, tmp_path / "sessions", "new", *FLAGS, "--name", "s", "--headless", "--cluster",
                    two_workers.address)
     assert result.returncode == 0, result.stdout + result.stderr
     assert fingerprint(tmp_path / "sessions", "s") == reference
@@ -304,10 +308,11 @@ def refused(result: subprocess.CompletedProcess, sessions: Path, *expected: str)
     return lines[0]
 
 
-def test_addresses_that_are_not_clusters_are_refused(tmp_path):
+def test_addresses_that_are_not_clusters_are_refused(tmp_path, capsys):
     sessions = tmp_path / "sessions"
-    refused(fvtui(sessions, "new", *FLAGS, "--headless", "--cluster", "local:0"), sessions, "at least 1 worker")
-    refused(fvtui(sessions, "new", *FLAGS, "--headless", "--cluster", "tcp:/host"), sessions,
+    refused(cli(capsys, sessions, "new", *FLAGS, "--headless", "--cluster", "local:0"), sessions,
+            "at least 1 worker")
+    refused(cli(capsys, sessions, "new", *FLAGS, "--headless", "--cluster", "tcp:/host"), sessions,
             "tcp://HOST:PORT", "local:N")
     import socket
 
@@ -315,12 +320,12 @@ def test_addresses_that_are_not_clusters_are_refused(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     started = time.monotonic()
-    refused(fvtui(sessions, "new", *FLAGS, "--headless", "--cluster", f"tcp://127.0.0.1:{port}"), sessions,
+    refused(cli(capsys, sessions, "new", *FLAGS, "--headless", "--cluster", f"tcp://127.0.0.1:{port}"), sessions,
             f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port} within 10 s")
-    assert time.monotonic() - started < 25  # 10 s of trying, plus starting Python on a busy machine
+    assert time.monotonic() - started < 15
 
 
-def test_workers_of_another_install_are_refused(tmp_path, dask_cluster):
+def test_workers_of_another_install_are_refused(tmp_path, dask_cluster, capsys):
     sessions = tmp_path / "sessions"
     other = tmp_path / "other"  # another fvtui, and a maraboupy that does not import
     shutil.copytree(ROOT / "fvtui", other / "fvtui", ignore=shutil.ignore_patterns("__pycache__"))
@@ -330,18 +335,18 @@ def test_workers_of_another_install_are_refused(tmp_path, dask_cluster):
     (broken / "maraboupy").mkdir(parents=True)
     (broken / "maraboupy" / "__init__.py").write_text("raise ImportError('libMarabouCore.so: cannot open')\n")
     old = dask_cluster.worker(pythonpath=str(other))
-    line = refused(fvtui(sessions, "new", *FLAGS, "--headless", "--cluster", dask_cluster.address), sessions,
+    line = refused(cli(capsys, sessions, "new", *FLAGS, "--headless", "--cluster", dask_cluster.address), sessions,
                    "has fvtui 9.9.9")
     old.kill()
     old.wait()
     wait_for(lambda: dask_cluster.workers() == 0)
     dask_cluster.worker(pythonpath=f"{broken}:{ROOT}")
-    line = refused(fvtui(sessions, "new", *FLAGS, "--headless", "--cluster", dask_cluster.address), sessions,
+    line = refused(cli(capsys, sessions, "new", *FLAGS, "--headless", "--cluster", dask_cluster.address), sessions,
                    "cannot import maraboupy (ImportError: libMarabouCore.so: cannot open)")
     assert "here: fvtui" in line
 
 
-def test_a_sessions_folder_the_workers_cannot_see_is_refused(tmp_path, dask_cluster):
+def test_a_sessions_folder_the_workers_cannot_see_is_refused(tmp_path, dask_cluster, capsys):
     """The worker runs in a mount namespace of its own, where a tmpfs hides the sessions folder."""
     sessions = tmp_path / "sessions"
     hidden = tmp_path / "hidden"
@@ -352,13 +357,13 @@ def test_a_sessions_folder_the_workers_cannot_see_is_refused(tmp_path, dask_clus
         pytest.skip("no mount namespaces here (unshare --mount needs root)")
     dask_cluster.worker(prefix=("unshare", "--mount", "--propagation", "private", "sh", "-c",
                                 f"mount -t tmpfs none {hidden} && exec \"$0\" \"$@\""))
-    result = fvtui(hidden / "sessions", "bench", "--dataset", "demo", "--methods", "random+none", "--seeds", "0",
+    result = cli(capsys, hidden / "sessions", "bench", "--dataset", "demo", "--methods", "random+none", "--seeds", "0",
                    "--rounds", "1", "--cluster", dask_cluster.address)
     refused(result, hidden / "sessions", "cannot see the sessions folder", "a shared filesystem is needed")
     assert sessions.exists() is False
 
 
-def test_the_slurm_job_script_starts_a_worker_that_runs_fvtui(tmp_path):
+def test_the_slurm_job_script_starts_a_worker_that_runs_fvtui(tmp_path, capsys):
     """The script `fvtui cluster slurm` would submit, run here by bash (no Slurm here: its #SBATCH lines are
     comments to bash), joins the scheduler and verifies as the local pool does."""
     from fvtui.cluster.connect import Cluster, parse_address
@@ -366,14 +371,14 @@ def test_the_slurm_job_script_starts_a_worker_that_runs_fvtui(tmp_path):
     from fvtui.verify import SolverPool
     from test_verify_pool import task
 
-    shown = fvtui(tmp_path, "cluster", "slurm", "--jobs", "2", "--queue", "debug", "--cores", "2", "--memory",
+    shown = cli(capsys, tmp_path, "cluster", "slurm", "--jobs", "2", "--queue", "debug", "--cores", "2", "--memory",
                   "4GB", "--walltime", "00:30:00", "--port", "0", "--script")
     assert shown.returncode == 0, shown.stderr
     for line in ("#SBATCH -p debug", "#SBATCH --cpus-per-task=2", "#SBATCH --mem=4G", "#SBATCH -t 00:30:00",
                  f"export PYTHONPATH={ROOT}", f"{sys.executable} -m distributed.cli.dask_worker tcp://"):
         assert line in shown.stdout, shown.stdout
     assert "--nthreads 2" in shown.stdout
-    lacking = fvtui(tmp_path, "cluster", "slurm", "--jobs", "1", "--port", "0", "--script")
+    lacking = cli(capsys, tmp_path, "cluster", "slurm", "--jobs", "1", "--port", "0", "--script")
     assert lacking.returncode == 2 and "--cores, --memory" in lacking.stderr
 
     tag = uuid.uuid4().hex
@@ -478,7 +483,7 @@ def single_node_slurm(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_session_on_slurm_jobs_equals_the_local_pool(tmp_path, single_node_slurm, reference):
+def test_a_session_on_slurm_jobs_equals_the_local_pool(tmp_path, single_node_slurm, reference, capsys):
     """End to end on a one-node Slurm: `fvtui cluster slurm` submits two worker jobs, a session runs on them
     (its first round equals the local pool's), and Ctrl-C cancels the jobs."""
     env = {**single_node_slurm, "PYTHONPATH": str(ROOT)}
@@ -495,7 +500,7 @@ def test_a_session_on_slurm_jobs_equals_the_local_pool(tmp_path, single_node_slu
         sessions = tmp_path / "sessions"
         at = FLAGS.index("--rounds")
         flags = [*FLAGS[:at], "--rounds", "1", *FLAGS[at + 2:]]
-        result = fvtui(sessions, "new", *flags, "--name", "s", "--headless", "--cluster", address)
+        result = cli(capsys, sessions, "new", *flags, "--name", "s", "--headless", "--cluster", address)
         assert result.returncode == 0, result.stdout + result.stderr
         assert fingerprint(sessions, "s") == reference[:1]
     finally:
