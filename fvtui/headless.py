@@ -69,8 +69,9 @@ class _Printer:
 
 def run_headless(session: Session, dataset: Dataset, workers: int | None = None,
                  solver_factory: Callable[[int | None], object] | None = None) -> int:
-    """Run to the session's target (its solver from `solver_factory`, by default a local SolverPool). A first Ctrl-C, SIGTERM or hang-up stops after cleanup (the round in
-    progress is discarded, finished rounds are kept); a second one stops at once."""
+    """Run to the session's target, its solver from `solver_factory` (by default a local SolverPool). A first
+    Ctrl-C, SIGTERM or hang-up stops after cleanup (the round in progress is discarded, finished rounds are
+    kept); a second one stops at once."""
     console = Console(file=sys.stdout, highlight=False)
     cancel = threading.Event()
     printer = _Printer(session, console)

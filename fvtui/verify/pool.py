@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import weakref
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -59,7 +60,7 @@ class SearchTask:
 
 @dataclass
 class Job:
-    """One unit of solver work and what its worker streamed so far (the Dask backend ships it whole)."""
+    """One unit of solver work and what its worker streamed so far (the Dask backend rebuilds it on its worker)."""
 
     kind: str  # a worker.RUNNERS key
     net: Network
@@ -193,7 +194,7 @@ def _kill_all(workers: list[_Worker]) -> None:
     workers.clear()
 
 
-class Solver:
+class Solver(ABC):
     """What the engine and the inspector call; a backend (SolverPool, the Dask one) supplies run_jobs and close."""
 
     def run_searches(
@@ -225,12 +226,12 @@ class Solver:
     ) -> RadiusResult:
         return self.run_jobs([radius_job(net, x, precision, timeout, hi)], None, cancel)[0]
 
+    @abstractmethod
     def run_jobs(self, jobs: list[Job], on_result: Callable | None = None,
-                 cancel: threading.Event | None = None) -> list:
-        raise NotImplementedError
+                 cancel: threading.Event | None = None) -> list: ...
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
     def __enter__(self) -> Solver:
         return self
