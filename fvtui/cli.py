@@ -29,6 +29,10 @@ def _shared_options(defaults: bool) -> argparse.ArgumentParser:
                         help="where sessions live (default: $FVTUI_SESSIONS_DIR or ./sessions)")
     shared.add_argument("--data-dir", default=keep,
                         help="dataset folder (default: $FVTUI_DATA_DIR or a per-user cache)")
+    shared.add_argument("--cluster", default=keep, metavar="ADDRESS",
+                        help="run solver work (and bench sessions) on Dask: tcp://HOST:PORT, a running scheduler, or "
+                             "local:N, N worker processes here (default: $FVTUI_CLUSTER, else this machine's "
+                             "solver pool)")
     shared.add_argument("--images", default=keep,
                         help="how the app draws samples: sixel, kitty, halfcell, unicode or auto (default: "
                              "$FVTUI_IMAGES, else ask the terminal); a mode given skips asking the terminal")
@@ -82,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench.command import add_parser as add_bench_parser
 
     add_bench_parser(sub, shared)
+    from .cluster.slurm import add_parser as add_cluster_parser
+
+    add_cluster_parser(sub, shared)
     return parser
 
 
@@ -112,7 +119,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command is None:
         from .app import run_app
 
-        return run_app(store, images=args.images)
+        with open_cluster(args) as cluster:
+            return run_app(store, images=args.images, cluster=cluster)
     if command == "new":
         return _new(store, args)
     if command == "resume":
@@ -121,6 +129,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .bench.command import main as bench_main
 
         return bench_main(store, args)
+    if command == "cluster":
+        from .cluster.slurm import main as cluster_main
+
+        return cluster_main(args)
     if command == "verify" or (command == "export" and (args.onnx or args.vnnlib or args.round is not None)):
         from .interop.command import main_export, main_verify
 
@@ -161,15 +173,17 @@ def _new(store, args: argparse.Namespace) -> int:
     if not args.headless:
         from .app import run_app
 
-        return run_app(store, new_config=config, new_name=name, data_dir=args.data_dir, workers=args.workers,
-                       images=args.images)
+        with open_cluster(args) as cluster:
+            return run_app(store, new_config=config, new_name=name, data_dir=args.data_dir, workers=args.workers,
+                           images=args.images, cluster=cluster)
     from .data import dataset_for
 
     dataset = dataset_for(config, args.data_dir)  # before creating: bad data leaves no session behind
-    session = store.create(name, config)
-    from .headless import run_headless
+    with open_cluster(args) as cluster:  # so is a cluster that cannot be used
+        session = store.create(name, config)
+        from .headless import run_headless
 
-    return run_headless(session, dataset, workers=args.workers)
+        return run_headless(session, dataset, workers=args.workers, solver_factory=cluster and cluster.solver)
 
 
 def _resume(store, args: argparse.Namespace) -> int:
@@ -179,8 +193,14 @@ def _resume(store, args: argparse.Namespace) -> int:
     if not args.headless:
         from .app import run_app
 
-        return run_app(store, resume_name=args.name, data_dir=args.data_dir, workers=args.workers,
-                       settings_changes=changes, rounds=args.rounds, images=args.images)
+        with open_cluster(args) as cluster:
+            return run_app(store, resume_name=args.name, data_dir=args.data_dir, workers=args.workers,
+                           settings_changes=changes, rounds=args.rounds, images=args.images, cluster=cluster)
+    with open_cluster(args) as cluster:  # before the session is touched
+        return _resume_headless(store, args, changes, cluster)
+
+
+def _resume_headless(store, args: argparse.Namespace, changes: dict, cluster) -> int:
     session = store.open(args.name)
     try:
         settings = session.settings.replace(**changes) if changes else None
@@ -194,7 +214,13 @@ def _resume(store, args: argparse.Namespace) -> int:
         raise
     from .headless import run_headless
 
-    return run_headless(session, dataset, workers=args.workers)
+    return run_headless(session, dataset, workers=args.workers, solver_factory=cluster and cluster.solver)
+
+
+def open_cluster(args: argparse.Namespace):
+    from .cluster.connect import cluster_for
+
+    return cluster_for(args.cluster)
 
 
 def _delete(store, args: argparse.Namespace) -> int:

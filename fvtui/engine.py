@@ -48,7 +48,8 @@ class Engine:
         self.emit: EventSink = on_event or (lambda event: None)
         self.cancel = cancel or threading.Event()
         self._solver = None
-        self._solver_factory = solver_factory  # tests hand in a fake; by default a SolverPool of `workers`
+        # A Cluster's DaskSolver, or a test's fake; by default a SolverPool of `workers`.
+        self._solver_factory = solver_factory
         torch.set_num_threads(TORCH_THREADS)
         self._check_data()
         self._prepare()

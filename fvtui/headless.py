@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -66,9 +67,11 @@ class _Printer:
             self.progress = None
 
 
-def run_headless(session: Session, dataset: Dataset, workers: int | None = None) -> int:
-    """Run to the session's target. A first Ctrl-C, SIGTERM or hang-up stops after cleanup (the round in
-    progress is discarded, finished rounds are kept); a second one stops at once."""
+def run_headless(session: Session, dataset: Dataset, workers: int | None = None,
+                 solver_factory: Callable[[int | None], object] | None = None) -> int:
+    """Run to the session's target, its solver from `solver_factory` (by default a local SolverPool). A first
+    Ctrl-C, SIGTERM or hang-up stops after cleanup (the round in progress is discarded, finished rounds are
+    kept); a second one stops at once."""
     console = Console(file=sys.stdout, highlight=False)
     cancel = threading.Event()
     printer = _Printer(session, console)
@@ -84,7 +87,8 @@ def run_headless(session: Session, dataset: Dataset, workers: int | None = None)
         console.print(f"session {session.name}: {session.config.dataset}, {session.method}, seed "
                       f"{session.config.seed}, {len(session.rounds)}/{session.config.rounds} rounds done "
                       f"(saved in {session.path})", highlight=False, soft_wrap=True)
-        with Engine(session, dataset, workers=workers, on_event=printer, cancel=cancel) as engine:
+        with Engine(session, dataset, workers=workers, on_event=printer, cancel=cancel,
+                    solver_factory=solver_factory) as engine:
             engine.run(should_pause=cancel.is_set)
     except Cancelled:
         pass

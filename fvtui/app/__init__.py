@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def run_app(store, *, new_config=None, new_name: str | None = None, resume_name: str | None = None,
             data_dir: str | None = None, workers: int | None = None, settings_changes: dict | None = None,
-            rounds: int | None = None, images: str | None = None, screen=None) -> int:
+            rounds: int | None = None, images: str | None = None, screen=None, cluster=None) -> int:
     """Open the browser, a new session, a saved one, or `screen` alone (e.g. the inspector over an
     ONNX network's samples); returns the exit code.
 
@@ -30,7 +30,7 @@ def run_app(store, *, new_config=None, new_name: str | None = None, resume_name:
             session.close()
             raise
     app = make_app(store, new_config=new_config, new_name=new_name, session=session, data_dir=data_dir,
-                   workers=workers, screen=screen)
+                   workers=workers, screen=screen, cluster=cluster)
     try:
         app.run()
     finally:

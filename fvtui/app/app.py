@@ -45,8 +45,9 @@ class FvtuiApp(App):
 
     def __init__(self, store: SessionStore, *, data_dir: str | None = None, workers: int | None = None,
                  loader: Loader = load_dataset, pool_factory: Callable[[], object] = new_solver_pool,
-                 solver_factory: Callable[[int | None], object] | None = None) -> None:
+                 solver_factory: Callable[[int | None], object] | None = None, cluster=None) -> None:
         super().__init__()
+        self.cluster = cluster  # a fvtui.cluster Cluster that runs the solver work, shown on the status line
         self.store = store
         self.data_dir, self.solver_workers, self.loader = data_dir, workers, loader
         self.pool_factory = pool_factory  # the inspector's solver pool
@@ -267,11 +268,14 @@ def kept_of_round(session: Session | None) -> str:
 def make_app(store: SessionStore, *, new_config: SessionConfig | None = None, new_name: str | None = None,
              session: Session | None = None, data_dir: str | None = None, workers: int | None = None,
              loader: Loader = load_dataset, pool_factory: Callable[[], object] = new_solver_pool,
-             solver_factory: Callable[[int | None], object] | None = None, screen: Screen | None = None) -> FvtuiApp:
+             solver_factory: Callable[[int | None], object] | None = None, screen: Screen | None = None,
+             cluster=None) -> FvtuiApp:
     """The browser alone, a session screen on a new (`new_name` + `new_config`) or opened `session`, or
-    `screen` alone."""
+    `screen` alone; with a `cluster`, the rounds' and the inspector's solver work runs on it."""
+    if cluster is not None:
+        solver_factory, pool_factory = cluster.solver, cluster.solver
     app = FvtuiApp(store, data_dir=data_dir, workers=workers, loader=loader, pool_factory=pool_factory,
-                   solver_factory=solver_factory)
+                   solver_factory=solver_factory, cluster=cluster)
     app.start_screen = screen
     if session is not None or new_config is not None:
         app.start = app.make_runner(session=session, new_name=new_name, new_config=new_config)

@@ -30,8 +30,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--seeds", metavar="SEEDS", help="e.g. 0-4 (default), 0,2,5 or 3")
     p.add_argument("--name", help="benchmark name: the sessions folder it groups (default: bench-DATASET)")
     p.add_argument("--out", help="output folder (default: SESSIONS_DIR/NAME/results)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="sessions run side by side (default 1); each gets "
-                                                       "CPUs/jobs solver workers")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="sessions run side by side (default 1); each gets CPUs/jobs solver workers (with --cluster: "
+                        "sessions run as Dask tasks, on a sessions folder every worker shares)")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="solver processes per session (default: CPUs // jobs)")
     p.add_argument("--report-only", action="store_true",
                    help="re-make the outputs from the saved sessions, run nothing")
@@ -57,8 +58,12 @@ def main(store, args: argparse.Namespace) -> int:
         _print_outputs(report.make(spec, say))
         return 0
     jobs = runner.plan(spec)
-    spec.save()
-    summary = runner.run(spec, jobs, parallel=args.jobs, workers=args.workers, data_dir=args.data_dir, say=say)
+    from ..cluster.connect import cluster_for
+
+    with cluster_for(args.cluster, sessions=spec.root) as cluster:  # checked before bench.json is written
+        spec.save()
+        summary = runner.run(spec, jobs, parallel=args.jobs, workers=args.workers, data_dir=args.data_dir, say=say,
+                             cluster=cluster)
     done = len(summary.finished) + len(summary.skipped)
     tally = (f"{done}/{summary.total} sessions finished ({len(summary.skipped)} of them before this run), "
              f"{len(summary.failed)} failed, {len(summary.stopped)} stopped, in {summary.seconds:.1f}s")

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -84,11 +84,12 @@ def plan(spec: BenchSpec) -> list[Job]:
     return jobs
 
 
-def child_command(spec: BenchSpec, job: Job, workers: int, data_dir: str | None) -> list[str]:
-    base = [sys.executable, "-m", "fvtui", "--sessions-dir", str(spec.root)]
-    tail = ["--headless", "--rounds", str(spec.rounds), "--workers", str(workers)]
+def child_command(spec: BenchSpec, job: Job, workers: int | None, data_dir: str | None) -> list[str]:
+    """The words after `python -m fvtui` that run the job's session (without --workers when None)."""
+    base = ["--sessions-dir", str(spec.root.resolve())]
+    tail = ["--headless", "--rounds", str(spec.rounds)] + (["--workers", str(workers)] if workers else [])
     if data_dir:
-        tail += ["--data-dir", data_dir]
+        tail += ["--data-dir", str(Path(data_dir).resolve())]
     if job.exists:
         return [*base, "resume", job.name, *tail]
     cfg = spec.config_for(job.method, job.seed)
@@ -98,15 +99,17 @@ def child_command(spec: BenchSpec, job: Job, workers: int, data_dir: str | None)
 
 
 class _Running:
-    def __init__(self, job: Job, process: subprocess.Popen, log: Path, number: int) -> None:
+    def __init__(self, job: Job, process, log: Path, number: int) -> None:
         self.job, self.process, self.log, self.number = job, process, log, number
         self.started = time.monotonic()
 
 
 def run(spec: BenchSpec, jobs: list[Job], *, parallel: int, workers: int | None, data_dir: str | None,
-        say: Callable[[str], None]) -> RunSummary:
+        say: Callable[[str], None], cluster=None) -> RunSummary:
+    """Run the jobs `parallel` at a time: as child processes here, or as Dask tasks on `cluster` (a
+    fvtui.cluster.connect.Cluster; each worker then gives a session its share of its cores)."""
     cpus = cpu_count()
-    per_session = workers if workers is not None else max(1, cpus // parallel)
+    per_session = workers if workers is not None or cluster is not None else max(1, cpus // parallel)
     summary = RunSummary(total=len(jobs))
     todo = []
     for job in jobs:
@@ -118,9 +121,10 @@ def run(spec: BenchSpec, jobs: list[Job], *, parallel: int, workers: int | None,
     logs.mkdir(parents=True, exist_ok=True)
     say(f"benchmark {spec.name}: {spec.dataset}, {len(spec.methods or [])} methods x {len(spec.seeds or [])} seeds = "
         f"{len(jobs)} sessions of {spec.rounds} rounds; {len(summary.skipped)} finished already, {len(todo)} to run, "
-        f"{min(parallel, max(1, len(todo)))} at a time with {per_session} solver worker(s) each ({cpus} CPUs); "
-        f"sessions in {spec.root}, logs in {logs}")
-    if parallel > cpus:
+        f"{min(parallel, max(1, len(todo)))} at a time " + (
+            f"on the cluster {cluster.describe()}" if cluster is not None else
+            f"with {per_session} solver worker(s) each ({cpus} CPUs)") + f"; sessions in {spec.root}, logs in {logs}")
+    if parallel > cpus and cluster is None:
         say(f"note: --jobs {parallel} is more than the {cpus} CPUs; sessions will share them and each run slower")
 
     stop = {"count": 0}
@@ -143,7 +147,7 @@ def run(spec: BenchSpec, jobs: list[Job], *, parallel: int, workers: int | None,
             while pending and len(running) < parallel and not stop["count"] and user_error is None:
                 job = pending.pop(0)
                 number += 1
-                launched = _launch(spec, job, per_session, data_dir, logs, number, say)
+                launched = _launch(spec, job, per_session, data_dir, logs, number, say, cluster)
                 if launched is None:
                     summary.failed.append(job.name)
                     continue
@@ -178,24 +182,33 @@ def run(spec: BenchSpec, jobs: list[Job], *, parallel: int, workers: int | None,
     return summary
 
 
-def _launch(spec: BenchSpec, job: Job, workers: int, data_dir: str | None, logs: Path, number: int,
-            say: Callable[[str], None]) -> _Running | None:
+def _launch(spec: BenchSpec, job: Job, workers: int | None, data_dir: str | None, logs: Path, number: int,
+            say: Callable[[str], None], cluster=None) -> _Running | None:
     if job.exists and not _wait_unlocked(spec.store, job.name):
         say(f"[{number}] {job.label}: skipped, another process is still running it")
         return None
     log = logs / f"{job.name}.log"
-    command = child_command(spec, job, workers, data_dir)
+    if cluster is not None:  # a Dask task that runs the same child on a worker
+        process = cluster.start_session(spec.root.resolve(), job.name,
+                                        child_command(spec, replace(job, exists=False), workers, data_dir),
+                                        child_command(spec, replace(job, exists=True), workers, data_dir), log)
+    else:
+        process = start_child([sys.executable, "-m", "fvtui", *child_command(spec, job, workers, data_dir)], log)
+    what = f"resuming after round {job.done}" if job.exists else "new"
+    say(f"[{number}] {job.label}: started ({what})")
+    return _Running(job, process, log, number)
+
+
+def start_child(command: list[str], log: Path) -> subprocess.Popen:
+    """A session child in a process group of its own, told to stop when its parent dies, output to `log`."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
     env.setdefault("OMP_NUM_THREADS", "1")
     with open(log, "a") as fh:
         fh.write(f"\n$ {' '.join(command)}\n")
         fh.flush()
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True, preexec_fn=_die_with_parent())
-    what = f"resuming after round {job.done}" if job.exists else "new"
-    say(f"[{number}] {job.label}: started ({what})")
-    return _Running(job, process, log, number)
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True, preexec_fn=_die_with_parent())
 
 
 def _finished(spec: BenchSpec, r: _Running, code: int, stopping: bool, summary: RunSummary,

@@ -56,14 +56,18 @@ def main_verify(store, args: argparse.Namespace) -> int:
     opts = VerifyOptions(model=args.model, dataset=args.dataset, samples=args.samples, eps=args.eps,
                          radius=args.radius, precision=args.precision, timeout=args.timeout, out=args.out,
                          workers=args.workers, data_dir=getattr(args, "data_dir", None), as_json=args.json)
-    if args.app:
-        from ..app import run_app
-        from .verify_command import inspector_screen
+    if args.app and opts.radius:
+        raise UserError("--radius is for the table; in the app, m finds each sample's radius")
+    from ..cluster.connect import cluster_for
 
-        if opts.radius:
-            raise UserError("--radius is for the table; in the app, m finds each sample's radius")
-        return run_app(store, screen=inspector_screen(opts), images=getattr(args, "images", None))
-    report = run_verify(opts)
+    with cluster_for(getattr(args, "cluster", None)) as cluster:
+        if args.app:
+            from ..app import run_app
+            from .verify_command import inspector_screen
+
+            return run_app(store, screen=inspector_screen(opts), images=getattr(args, "images", None),
+                           cluster=cluster)
+        report = run_verify(opts, pool=cluster.solver() if cluster is not None else None)
     print_report(report, args.json)
     return 0
 

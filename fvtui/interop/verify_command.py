@@ -72,7 +72,7 @@ def load_subjects(opts: VerifyOptions):
 
 
 def run_verify(opts: VerifyOptions, pool=None) -> dict[str, Any]:
-    """Verify and return the report (what --json prints); `pool` may be a running SolverPool."""
+    """Verify and return the report (what --json prints); `pool` may be a running SolverPool or DaskSolver."""
     from .onnx_export import onnx_logits
 
     net, dataset, x, labels = load_subjects(opts)

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import weakref
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -58,7 +59,9 @@ class SearchTask:
 
 
 @dataclass
-class _Job:
+class Job:
+    """One unit of solver work and what its worker streamed so far (the Dask backend rebuilds it on its worker)."""
+
     kind: str  # a worker.RUNNERS key
     net: Network
     args: dict[str, Any]
@@ -86,6 +89,22 @@ class _Job:
             queries.append(QueryRecord(r.eps, status, now - self.query_started, r.disjunctions))
         eps = queries[-1].eps if queries else self.args["eps_start"]
         return SearchResult(status, list(self.counterexamples), queries, eps, now - self.started, message)
+
+
+
+def search_job(t: SearchTask) -> Job:
+    args = dict(x=np.asarray(t.x, dtype=np.float32), target_w=t.target, runner_up_r=t.runner_up, k=t.k,
+                eps_start=t.eps_start, eps_step=t.eps_step, timeout=t.timeout,
+                seeds=[np.asarray(s, dtype=np.float32) for s in t.seeds], legacy=t.legacy)
+    return Job("search", t.net, args, t.fault)
+
+
+def verify_job(net: Network, x: np.ndarray, eps: float, timeout: float) -> Job:
+    return Job("verify", net, dict(x=np.asarray(x, dtype=np.float32), eps=eps, timeout=timeout))
+
+
+def radius_job(net: Network, x: np.ndarray, precision: float, timeout: float, hi: float) -> Job:
+    return Job("radius", net, dict(x=np.asarray(x, dtype=np.float32), precision=precision, timeout=timeout, hi=hi))
 
 
 class _Spawner:
@@ -175,7 +194,53 @@ def _kill_all(workers: list[_Worker]) -> None:
     workers.clear()
 
 
-class SolverPool:
+class Solver(ABC):
+    """What the engine and the inspector call; a backend (SolverPool, the Dask one) supplies run_jobs and close."""
+
+    def run_searches(
+        self,
+        tasks: Sequence[SearchTask],
+        on_result: Callable[[int, SearchResult], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[SearchResult]:
+        """Results in task order; `on_result(i, result)` runs in this thread as each task ends.
+
+        Setting `cancel` stops the work and raises Cancelled; so does close() from another thread.
+        """
+        jobs = [search_job(t) for t in tasks]
+        return self.run_jobs(jobs, on_result, cancel)
+
+    def verify(
+        self, net: Network, x: np.ndarray, eps: float, timeout: float = 30.0, cancel: threading.Event | None = None
+    ) -> VerifyResult:
+        return self.run_jobs([verify_job(net, x, eps, timeout)], None, cancel)[0]
+
+    def certified_radius(
+        self,
+        net: Network,
+        x: np.ndarray,
+        precision: float = 1e-3,
+        timeout: float = 30.0,
+        hi: float = 1.0,
+        cancel: threading.Event | None = None,
+    ) -> RadiusResult:
+        return self.run_jobs([radius_job(net, x, precision, timeout, hi)], None, cancel)[0]
+
+    @abstractmethod
+    def run_jobs(self, jobs: list[Job], on_result: Callable | None = None,
+                 cancel: threading.Event | None = None) -> list: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Solver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SolverPool(Solver):
     """Worker processes running searches, verifications and radius searches under hard deadlines.
 
     A query's deadline is `timeout * 1.25 + grace` from the moment the worker says it starts.
@@ -196,66 +261,11 @@ class SolverPool:
     def pids(self) -> list[int]:
         return [w.proc.pid for w in self._workers]
 
-    def run_searches(
-        self,
-        tasks: Sequence[SearchTask],
-        on_result: Callable[[int, SearchResult], None] | None = None,
-        cancel: threading.Event | None = None,
-    ) -> list[SearchResult]:
-        """Results in task order; `on_result(i, result)` runs in this thread as each task ends.
-
-        Setting `cancel` kills the workers and raises Cancelled; so does close() from another thread.
-        """
-        jobs = [
-            _Job(
-                "search",
-                t.net,
-                dict(
-                    x=np.asarray(t.x, dtype=np.float32),
-                    target_w=t.target,
-                    runner_up_r=t.runner_up,
-                    k=t.k,
-                    eps_start=t.eps_start,
-                    eps_step=t.eps_step,
-                    timeout=t.timeout,
-                    seeds=[np.asarray(s, dtype=np.float32) for s in t.seeds],
-                    legacy=t.legacy,
-                ),
-                t.fault,
-            )
-            for t in tasks
-        ]
-        return self._run(jobs, on_result, cancel)
-
-    def verify(
-        self, net: Network, x: np.ndarray, eps: float, timeout: float = 30.0, cancel: threading.Event | None = None
-    ) -> VerifyResult:
-        job = _Job("verify", net, dict(x=np.asarray(x, dtype=np.float32), eps=eps, timeout=timeout))
-        return self._run([job], None, cancel)[0]
-
-    def certified_radius(
-        self,
-        net: Network,
-        x: np.ndarray,
-        precision: float = 1e-3,
-        timeout: float = 30.0,
-        hi: float = 1.0,
-        cancel: threading.Event | None = None,
-    ) -> RadiusResult:
-        args = dict(x=np.asarray(x, dtype=np.float32), precision=precision, timeout=timeout, hi=hi)
-        return self._run([_Job("radius", net, args)], None, cancel)[0]
-
     def close(self) -> None:
         """Kill every worker; a call running in another thread stops with Cancelled."""
         self._closed = True
         with self._lock:
             self._finalizer()
-
-    def __enter__(self) -> SolverPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -267,7 +277,10 @@ class SolverPool:
         w.kill()
         self._workers.remove(w)
 
-    def _run(self, jobs: list[_Job], on_result: Callable | None, cancel: threading.Event | None) -> list:
+    def run_jobs(self, jobs: list[Job], on_result: Callable | None = None,
+                 cancel: threading.Event | None = None) -> list:
+        """The jobs' results in order (run_searches, verify and certified_radius hand theirs here). `cancel` is
+        anything with is_set(): the Dask backend's tells whether the scheduler still wants the task."""
         with self._lock:
             results: list = [None] * len(jobs)
             todo = deque(range(len(jobs)))
@@ -309,7 +322,7 @@ class SolverPool:
             self._fill()  # replace the dead now, so the next call finds warm workers
             return results
 
-    def _dispatch(self, w: _Worker, todo: deque[int], jobs: list[_Job], finish: Callable) -> None:
+    def _dispatch(self, w: _Worker, todo: deque[int], jobs: list[Job], finish: Callable) -> None:
         i = todo.popleft()
         job = jobs[i]
         net = None if w.net_key == job.net.key else job.net
@@ -328,7 +341,7 @@ class SolverPool:
             return
         w.net_key = job.net.key
 
-    def _drain(self, w: _Worker, jobs: list[_Job], finish: Callable[[_Worker, Any], None]) -> None:
+    def _drain(self, w: _Worker, jobs: list[Job], finish: Callable[[_Worker, Any], None]) -> None:
         try:
             while w.conn.poll():
                 kind, i, *rest = w.conn.recv()
@@ -344,7 +357,7 @@ class SolverPool:
                 finish(w, jobs[w.job].failed("error", w.death_message()))
             self._remove(w)
 
-    def _on_event(self, w: _Worker, job: _Job, event: str, payload: Any) -> None:
+    def _on_event(self, w: _Worker, job: Job, event: str, payload: Any) -> None:
         if event == "start":
             job.running, job.query_started = payload, time.monotonic()
             job.starts += 1

@@ -101,6 +101,9 @@ class StatusLine(Widget):
         if self.round_started is not None:
             line.append(f"  round {clock(now - self.round_started)}", "dim")
         line.append(f"  elapsed {clock(now - self.started)}", "dim")
+        cluster = getattr(self.app, "cluster", None)
+        if cluster is not None:
+            line.append(f"  cluster {cluster.describe()}", "dim")
         return line
 
     def _activity(self) -> Text:
