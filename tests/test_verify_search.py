@@ -302,30 +302,34 @@ def test_the_milp_agrees_with_marabou_on_random_queries(seed):
         assert logits[r] - logits[w] >= M - 1e-4
 
 
-def _stalling_on(verdict, real_solve):
-    """A solve that 'times out' on the first try of every query plain Marabou answers with `verdict`."""
-    from fvtui.verify.search import Solved
-
-    def solve(ipq, n, timeout):
-        answer = real_solve(ipq, n, timeout)
-        if timeout <= 0.5 and answer.status == verdict:
-            return Solved("timeout", None, timeout, "timed out")
-        return answer
-    return solve
-
-
-def test_an_unsat_query_marabou_does_not_settle_in_time_is_settled_by_the_milp(monkeypatch, mnist_like):
-    """The same search as without the detour (same queries, same points), the UNSATs decided by HiGHS."""
+def _plain_and_detour(monkeypatch, mnist_like, verdict):
+    """A search, and the same search with Marabou 'timing out' on the first try of every query it answers
+    with `verdict` (so that it takes the MILP's detour); both must reach the same eps levels, verdict for
+    verdict."""
     import fvtui.verify.search as search
 
     net, x = mnist_like
     w, r = top2(net, x)
     plain = search_counterexamples(net, x, w, r, k=4, eps_start=0.005, eps_step=0.01, timeout=20)
-    monkeypatch.setattr(search, "solve", _stalling_on("unsat", search.solve))
+    real_solve = search.solve
+
+    def solve(ipq, n, timeout):
+        answer = real_solve(ipq, n, timeout)
+        if timeout <= 0.5 and answer.status == verdict:
+            return search.Solved("timeout", None, timeout, "timed out")
+        return answer
+
+    monkeypatch.setattr(search, "solve", solve)
     detour = search.search_counterexamples(net, x, w, r, k=4, eps_start=0.005, eps_step=0.01, timeout=20,
                                            milp_after=0.5)
     assert [q.status for q in detour.queries] == [q.status for q in plain.queries]
     assert [q.eps for q in detour.queries] == [q.eps for q in plain.queries]
+    return net, x, w, plain, detour
+
+
+def test_an_unsat_query_marabou_does_not_settle_in_time_is_settled_by_the_milp(monkeypatch, mnist_like):
+    """The same search as without the detour (same queries, same points), the UNSATs decided by HiGHS."""
+    _, _, _, plain, detour = _plain_and_detour(monkeypatch, mnist_like, "unsat")
     assert any(q.milp for q in detour.queries) and all(q.status == "unsat" for q in detour.queries if q.milp)
     assert all(np.array_equal(a.x, b.x) for a, b in zip(detour.counterexamples, plain.counterexamples))
 
@@ -333,17 +337,8 @@ def test_an_unsat_query_marabou_does_not_settle_in_time_is_settled_by_the_milp(m
 def test_a_sat_query_marabou_does_not_settle_in_time_is_answered_by_marabou_near_the_milps_input(
         monkeypatch, mnist_like):
     """HiGHS finds an input; Marabou, asked within NARROW of it, finds the counterexample kept: a point of
-    the whole query (its box, its exclusions, the runner-up ahead). The verdicts are the plain search's."""
-    import fvtui.verify.search as search
-
-    net, x = mnist_like
-    w, r = top2(net, x)
-    plain = search_counterexamples(net, x, w, r, k=4, eps_start=0.005, eps_step=0.01, timeout=20)
-    monkeypatch.setattr(search, "solve", _stalling_on("sat", search.solve))
-    detour = search.search_counterexamples(net, x, w, r, k=4, eps_start=0.005, eps_step=0.01, timeout=20,
-                                           milp_after=0.5)
-    assert [q.status for q in detour.queries] == [q.status for q in plain.queries]
-    assert [q.eps for q in detour.queries] == [q.eps for q in plain.queries]
+    the whole query (its box, its exclusions, the runner-up ahead)."""
+    net, x, w, plain, detour = _plain_and_detour(monkeypatch, mnist_like, "sat")
     narrowed = [q for q in detour.queries if q.narrowed]
     assert narrowed and all(q.status == "sat" and not q.milp for q in narrowed)
     assert len(detour.counterexamples) == len(plain.counterexamples) == 4
