@@ -33,7 +33,7 @@ from .events import (EventSink, LabelsWanted, Log, PhaseProgress, PhaseStarted, 
                      SampleVerified, SamplesQueried)
 from .records import LabelRequest, QueriedSample, RoundRecord, SampleVerification, SyntheticBatch
 from .seeding import rng_for, seed_for
-from .store import Session, now
+from .store import LABELS_FILE, CorruptSession, Session, now
 from .strategies import STRATEGIES, SelectionContext
 
 # Small matrices: one thread is as fast as two, and two threads collapse (30x here) when the other
@@ -100,6 +100,10 @@ class Engine:
         self.initial = initial
         self.labeled = np.concatenate([initial.labeled] + [self.session.queried_indices(r.round)
                                                            for r in self.session.rounds])
+        if (self.labels[self.labeled] < 0).any():  # a person's labels are only in the label journal
+            missing = int((self.labels[self.labeled] < 0).sum())
+            raise CorruptSession(f"{self.session.path / LABELS_FILE}: the labels of {missing} labelled samples are "
+                                 "missing (the file was deleted or edited)")
         self.synthetic = [self.session.synthetic(r.round) for r in self.session.rounds]
         self.model = self._load_model(len(self.session.rounds))
 
@@ -177,7 +181,7 @@ class Engine:
             needs_solver = verifies(settings.augment)
             replay, save = {}, (lambda item, data: None)
             if needs_solver:
-                journal = self.session.journal(r, self._journal_key(r, settings, queried))
+                journal = self.session.journal(r, self._journal_key(r, settings, queried, labels))
                 state = journal.start()
                 replay, save = state.entries, journal.append
                 if state.entries or state.torn or state.foreign:
@@ -235,15 +239,18 @@ class Engine:
             self.labels[index] = answers[int(index)]
         return kept, self.labels[kept]
 
-    def _journal_key(self, r: int, settings, queried: np.ndarray) -> str:
+    def _journal_key(self, r: int, settings, queried: np.ndarray, labels: torch.Tensor) -> str:
         """What a round's work depends on: its journal reuses entries only under the same key (the target
-        number of rounds is left out: raising it on resume changes nothing in this round)."""
-        config = {k: v for k, v in self.session.config.to_dict().items() if k != "rounds"}
+        number of rounds is left out: raising it on resume changes nothing in this round; so is the oracle
+        setting, and a person's labels, which the synthetic samples carry, are hashed instead)."""
+        config = {k: v for k, v in self.session.config.to_dict().items() if k not in ("rounds", "oracle")}
         digest = hashlib.sha256(json.dumps([r, dataclasses.asdict(settings), config], sort_keys=True).encode())
         for name, value in sorted(nn_model.state_to_numpy(self.model).items()):
             digest.update(name.encode())
             digest.update(value.tobytes())
         digest.update(np.asarray(queried, np.int64).tobytes())
+        if self.oracle.person:
+            digest.update(labels.numpy().astype(np.int64).tobytes())
         return digest.hexdigest()[:32]
 
     def _trained_on(self, labeled: np.ndarray | None = None) -> np.ndarray:

@@ -93,6 +93,8 @@ def test_an_unlabelled_folder_is_labelled_through_files_to_the_end(tmp_path, cap
     assert fvtui(capsys, sessions, "labels", "u", "--import", str(tmp_path / "l0.csv"))[0] == 0
     code, out = fvtui(capsys, sessions, "resume", "u", "--headless")  # two rows were left empty
     assert code == 2 and "2 of the 6 samples of the initial labelled set wait" in out
+    main(["--sessions-dir", str(sessions), "show", "u", "--json"])
+    assert json.loads(capsys.readouterr().out)["in_progress"]["waiting_for_labels"] == 2
 
     fill(tmp_path / "q0.csv", tmp_path / "l0.csv", truth)
     code, out = fvtui(capsys, sessions, "labels", "u", "--import", str(tmp_path / "l0.csv"))
