@@ -235,8 +235,7 @@ class Engine:
             self.emit(LabelsWanted(request, pending))
         answers = self.oracle.answers(request, self.cancel)
         kept = np.array([i for i in request.indices if i in answers], dtype=np.int64)
-        for index in kept:
-            self.labels[index] = answers[int(index)]
+        self.labels[kept] = torch.tensor([answers[int(i)] for i in kept], dtype=torch.int64)
         return kept, self.labels[kept]
 
     def _journal_key(self, r: int, settings, queried: np.ndarray, labels: torch.Tensor) -> str:

@@ -126,6 +126,10 @@ def test_an_unlabelled_folder_is_labelled_through_files_to_the_end(tmp_path, cap
     for record in rounds:  # every label the engine trained on is the person's
         assert all(dataset.classes[q.label] == truth[dataset.image_file(q.index).name] for q in record.queried)
 
+    (sessions / "u" / "labels.jsonl").unlink()  # where a person's labels live: without it nothing can train
+    code, out = fvtui(capsys, sessions, "resume", "u", "--headless", "--rounds", "3")
+    assert code == 2 and "the labels of 12 labelled samples are missing" in out
+
 
 def test_export_import_round_trip_and_each_bad_labels_file(tmp_path, capsys, demo):
     store = SessionStore(tmp_path / "s")
