@@ -2,8 +2,10 @@
 
 A round is committed by building it in a temporary folder and renaming it into place, so after a
 crash it is either wholly there or absent. While a round runs, each sample's finished search is
-appended to the round's journal and fsynced, so a crash loses only the samples in flight. Every JSON file carries a checksum of its content and
-names the checksums of its array files, so truncated or edited files are reported, never trusted.
+appended to the round's journal and fsynced, so a crash loses only the samples in flight; a
+person's labels go to the session's label journal the same way, each the moment it is given.
+Every JSON file carries a checksum of its content and names the checksums of its array files, so
+truncated or edited files are reported, never trusted.
 One process writes a session at a time (an flock the kernel drops when the process dies, so a
 killed run never leaves a lock behind).
 """

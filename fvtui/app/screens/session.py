@@ -311,8 +311,9 @@ class SessionScreen(Screen):
         self._title_table(f"round {round_index} · {record.settings.strategy}+{augment} · {note}")
 
     def _fill_table(self, record: RoundRecord, synthetic: SyntheticBatch) -> None:
-        if self.shown_round == record.round:  # unless another round came on show meanwhile
-            self.query_one(VerificationTable).show_round(record, synthetic, self.dataset.classes)
+        tables = self.query(VerificationTable)  # none once the screen is being torn down (the app quits)
+        if self.shown_round == record.round and tables:  # unless another round came on show meanwhile
+            tables.first().show_round(record, synthetic, self.dataset.classes)
 
     def _show_live_table(self) -> None:
         table, round_index = self.query_one(VerificationTable), self._verifying
