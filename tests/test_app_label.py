@@ -6,16 +6,22 @@ from __future__ import annotations
 import dataclasses
 
 from test_app_support import demo_loader, screen_text, tiny_config, wait_for, wait_state
+from test_oracle import CLASSES, unlabelled_folder
+from test_own_data import image_folder
 
 from fvtui.app.app import make_app
 from fvtui.app.screens.label import LabelScreen, class_keys
 from fvtui.app.screens.session import SessionScreen
+from fvtui.config import RoundSettings, SessionConfig
 from fvtui.oracles import LabelBook
+from fvtui.records import LabelRequest
 from fvtui.store import SessionStore
 
 
 def labelling(app, round_index: int) -> bool:
-    return isinstance(app.screen, LabelScreen) and app.screen.request.round == round_index
+    """The labelling screen of this batch is up, a sample on show."""
+    return (isinstance(app.screen, LabelScreen) and app.screen.request.round == round_index
+            and app.screen.current is not None)
 
 
 async def sees(pilot, app, *texts: str) -> None:
@@ -71,3 +77,42 @@ async def test_labelling_by_keys_survives_leaving_mid_batch(tmp_path, demo):
         record = session_screen.session.rounds[0]
     assert [(q.index, q.label) for q in record.queried] == list(zip(asked, [1, 8, 0]))
     assert record.labeled == 7
+
+
+def test_the_hint_says_when_a_guess_is_certified_and_confident(demo):
+    request = LabelRequest(3, (10, 11, 12), predicted=(1, 1, 2), confidence=(0.97, 0.55, 0.99),
+                           certified=(True, True, False), eps=0.06)
+    screen = LabelScreen(oracle=None, dataset=demo, request=request)
+    hints = [screen._hint_text(position).plain for position in range(3)]
+    assert hints == ["certified robust at eps 0.06 and 97% sure: the guess is likely right (a hint: you decide)",
+                     "certified robust at eps 0.06, but only 55% sure",
+                     "not certified at eps 0.06: the model is fragile here"]
+    assert screen._hint_text(0).style == "green"  # the one case worth a person's attention
+    keys = class_keys(tuple(f"c{i}" for i in range(14)))
+    assert list(keys)[:12] == [*"0123456789", "a", "b"] and "d" in keys and not set("cqsuz") & set(keys)
+
+
+async def test_unlabelled_images_in_the_app_ask_a_person_or_are_refused_in_place(tmp_path, demo):
+    pool, test = tmp_path / "pool", image_folder(tmp_path / "test", demo, per_class=4, classes=CLASSES)
+    truth = unlabelled_folder(pool, demo, per_class=5)
+    store = SessionStore(tmp_path / "sessions")
+    refused = SessionConfig(str(pool), rounds=1, init_size=4, hidden=(8,), epochs=1, test=str(test), oracle="dataset",
+                            settings=RoundSettings(strategy="margin", augment="none", query_size=2, pool_size=10))
+    app = make_app(store, new_config=refused, new_name="no")  # the real loader reads the PNGs
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_state(pilot, app.screen, "closed")  # the worker ended: the data was refused
+        assert any("--oracle dataset: these images have no labels of their own" in str(n.message)
+                   for n in app._notifications)
+    assert app.exit_code == 2 and store.names() == []  # nothing was created
+
+    app = make_app(store, new_config=dataclasses.replace(refused, oracle="auto"), new_name="yes")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: labelling(app, 0), what="the labelling screen")
+        screen = app.screen
+        index, classes = screen.current, screen.dataset.classes
+        shown = screen.dataset.image_file(index)
+        await sees(pilot, app, "0 / 4 labelled", shown.name, " 0  Sneaker", " 2  Trouser")
+        assert " 3 " not in screen.query_one("#label-classes").render().plain  # three classes, three keys
+        await pilot.press(str(classes.index(truth[shown.name])))
+        await sees(pilot, app, "1 / 4 labelled")
+    assert book(store, "yes").labels == {index: classes.index(truth[shown.name])}
