@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The reference results in assets/reference/, batch by batch, resumable: run it again and every
-# finished session is skipped. After each batch the tables are re-made and committed (those paths
-# only), with the command and its wall time in assets/reference/RUNS.md.
+# finished session is skipped, on another machine too (the output folders keep a digest of each
+# finished session, committed with the tables). After each batch the tables are re-made and
+# committed (those paths only), with the command and its wall time in assets/reference/RUNS.md.
 #
 #   FVTUI_DATA_DIR=../shared/datasets benchmarks/reference_runs.sh [FIRST_BATCH [LAST_BATCH]]
 #
@@ -41,7 +42,7 @@ for i in "${!batches[@]}"; do
   cmd="fvtui bench --dataset $dataset --name $name $rest --seeds $SEEDS"
   start=$(date +%s); started=$(date -u +%FT%TZ)
   # shellcheck disable=SC2086
-  fvtui bench --dataset "$dataset" --name "$name" $rest --seeds "$SEEDS" > "sessions/$name.batch$i.log" 2>&1
+  fvtui bench --dataset "$dataset" --name "$name" $rest --seeds "$SEEDS" --out "$HERE/$out" > "sessions/$name.batch$i.log" 2>&1
   rc=$?
   wall=$(( $(date +%s) - start ))
   fvtui bench --name "$name" --report-only --out "$HERE/$out" >> "sessions/$name.batch$i.log" 2>&1

@@ -61,6 +61,10 @@ class SampleVerification:
     seconds: float  # solver time summed over its queries
     message: str = ""
     query_seconds: list[float] = field(default_factory=list)  # each query's solver time, in order
+    # Solver points that are not among the round's synthetic samples, so that the queries after them
+    # can be rebuilt (interop/replay.py): {"query": 0-based index, "x": encode_point, "counted": it
+    # counted toward k (the torch check dropped it) or not (spurious to the numpy network too)}.
+    unkept: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

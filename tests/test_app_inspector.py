@@ -49,10 +49,12 @@ async def test_inspector_shows_the_sample_and_verifies_with_the_solver(store, de
     app = make_app(store, session=store.open("s"), loader=demo_loader(demo))
     async with app.run_test(size=(100, 30)) as pilot:
         inspector = await open_inspector(pilot, app, row=1)
-        record = inspector.record
+        with store.open("s", writable=False) as session:
+            record, synthetic = session.rounds[1], session.synthetic(2)
         q = record.queried[1]
-        assert inspector.queried == q and record.round == 2 and inspector.model_round == 1
-        synthetic = inspector.session.synthetic(2)
+        assert inspector.position == 1 and np.array_equal(inspector.x, demo.train_x[q.index].numpy())
+        assert f"round 2 · sample 2/{len(record.queried)} (#{q.index})" in str(
+            inspector.query_one("#inspect-title").render())
         assert len(inspector.candidates) == int((synthetic.source == q.index).sum())
         detail = str(inspector.query_one("#inspect-detail").render())
         if inspector.candidates:
@@ -124,6 +126,26 @@ async def test_closing_the_inspector_cancels_its_solver_call(store, demo):
         assert inspector.cancel.is_set()
         await pilot.pause(0.2)
         assert not [w for w in app.workers if w.group == "inspector" and w.is_running]
+
+
+async def test_n_and_p_browse_the_rounds_samples_keeping_what_was_found(store, demo):
+    pool = GatedPool()
+    pool.release.set()
+    app = make_app(store, session=store.open("s"), loader=demo_loader(demo), pool_factory=lambda: pool)
+    async with app.run_test(size=(100, 30)) as pilot:
+        inspector = await open_inspector(pilot, app, row=0)
+        with store.open("s", writable=False) as session:
+            queried = session.rounds[1].queried
+        await pilot.press("v")
+        await wait_for(pilot, lambda: not inspector.busy, what="the answer")
+        found = len(inspector.candidates)
+        await pilot.press("n", "n")
+        assert inspector.position == 2 and np.array_equal(inspector.x, demo.train_x[queried[2].index].numpy())
+        assert f"sample 3/{len(queried)} (#{queried[2].index})" in str(inspector.query_one("#inspect-title").render())
+        await pilot.press("p", "p", "p")  # wraps around
+        assert inspector.position == len(queried) - 1
+        await pilot.press("n")
+        assert inspector.position == 0 and len(inspector.candidates) == found  # the verified one is still there
 
 
 async def test_a_preview_opens_the_inspector_too(store, demo):

@@ -173,6 +173,31 @@ def test_report_only_remakes_the_same_files(resumed, tmp_path):
         assert (out / name).read_bytes() == (resumed.results / name).read_bytes(), name
 
 
+def test_the_output_folder_alone_remakes_the_report_and_skips_finished_sessions(resumed, tmp_path):
+    """Sessions folder gone (another machine, a fresh checkout): the digests in the output folder
+    give the same tables, and running the benchmark again runs nothing."""
+    out = tmp_path / "results"
+    shutil.copytree(resumed.results, out)
+    digests = sorted(p.name for p in (out / "sessions").iterdir())
+    assert digests == ["bench.json", *sorted(f"{n}.json.gz" for n in SESSIONS)]
+    assert all((out / "sessions" / d).stat().st_size < 20_000 for d in digests)
+    for name in OUTPUTS:
+        (out / name).unlink()
+    empty = tmp_path / "elsewhere"
+    result = bench(empty, "--name", "bench-demo", "--report-only", "--out", str(out), check=0)
+    for name in OUTPUTS:
+        if not name.endswith((".png", ".svg")):
+            assert (out / name).read_bytes() == (resumed.results / name).read_bytes(), name
+    rerun = bench(empty, "--name", "bench-demo", "--out", str(out), check=0)
+    assert "4 finished already, 0 to run" in rerun.stdout and "started" not in rerun.stdout
+    assert not (empty / "bench-demo" / "random-none-s0").exists()
+    more = bench(empty, "--name", "bench-demo", "--out", str(out), "--seeds", "0-2", "--methods", "random+none",
+                 check=0)
+    assert "2 finished already, 1 to run" in more.stdout and "random-none-s2" in more.stdout
+    assert {r["session"] for r in read_csv(out / "accuracy.csv")} == {"random-none-s0", "random-none-s1",
+                                                                      "random-none-s2"}
+
+
 def test_unfinished_sessions_stay_out_of_every_table(resumed, tmp_path):
     group = tmp_path / "bench-demo"
     shutil.copytree(resumed.group, group, ignore=shutil.ignore_patterns("results"))

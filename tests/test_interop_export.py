@@ -293,12 +293,76 @@ def test_a_protocol_1_session_rebuilds_exactly(demo):
             assert len(rebuilt.queries) == sum(v.queries for v in session.rounds[r - 1].verification) > 0
 
 
+class SpuriousSolver:
+    """Runs each search in this process, with every second solver SAT answer replaced by the sample
+    itself: a point the network does not confirm (spurious), which the search still excludes."""
+
+    def __init__(self, workers=None) -> None:
+        self.results = []
+
+    def run_searches(self, tasks, on_result=None, cancel=None):
+        from fvtui.verify import search
+        from fvtui.verify.query import Solved
+
+        real, answers = search.solve, [0]
+        for i, t in enumerate(tasks):
+            def solve(query, n, timeout, x=np.asarray(t.x, np.float32)):
+                solved = real(query, n, timeout)
+                if solved.status == "sat":
+                    answers[0] += 1
+                    if answers[0] % 2:
+                        return Solved("sat", x.astype(np.float64), solved.seconds)
+                return solved
+
+            search.solve = solve
+            try:
+                result = search.search_counterexamples(t.net, t.x, t.target, t.runner_up, t.k, t.eps_start,
+                                                       t.eps_step, t.timeout, seeds=t.seeds, legacy=t.legacy)
+            finally:
+                search.solve = real
+            self.results.append(result)
+            on_result(i, result)
+        return self.results
+
+    def close(self) -> None:
+        pass
+
+
+def test_spurious_answers_are_stored_and_their_queries_rebuilt(demo, tmp_path):
+    from fvtui.interop.vnnlib import export_round
+
+    store = SessionStore(tmp_path / "sessions")
+    cfg = SessionConfig(**BASE, settings=RoundSettings(strategy="random", augment="fv", query_size=3, pool_size=200,
+                                                       advs_per_sample=2, verify_timeout=10))
+    solver = SpuriousSolver()
+    with Engine(store.create("spurious", cfg), demo, workers=1, solver_factory=lambda workers: solver) as engine:
+        engine.run()
+    with store.open("spurious", writable=False) as session:
+        record = session.rounds[0]
+        assert sum(v.spurious for v in record.verification) > 0
+        assert all(len(v.unkept) == v.spurious and not any(u["counted"] for u in v.unkept)
+                   for v in record.verification)
+        rebuilt = rebuild_round(session, demo, 1)
+        assert not rebuilt.skipped
+        for v, result in zip(record.verification, solver.results):
+            mine = [q for q in rebuilt.queries if q.sample == v.source]
+            assert [q.eps for q in mine] == [q.eps for q in result.queries]  # the same searches, query by query
+            assert [q.pixels.size for q in mine] == [q.disjunctions for q in result.queries]
+            assert [q.verdict for q in mine] == [{"spurious": "sat"}.get(q.status, q.status) for q in result.queries]
+            for q, ran in zip(mine, result.queries):
+                if ran.status == "spurious":  # the solver's point (the sample, clipped into the box): still the winner
+                    assert np.array_equal(q.counterexample, np.clip(q.x, q.lower, q.upper).astype(np.float32))
+                    assert q.predicted == q.winner
+        export_round(session, demo, rebuilt, tmp_path / "vnnlib")
+        assert not (tmp_path / "vnnlib" / "not_exported.txt").exists()
+
+
 def test_a_sample_with_spurious_answers_is_left_out_and_named(store, demo, tmp_path):
     from fvtui.interop.vnnlib import export_round
 
     with store.open("grow", writable=False) as session:
         first = session.rounds[0].verification[0]
-        first.spurious = 1  # in memory only: a solver answer the network did not confirm
+        first.spurious = 1  # in memory only: a spurious answer of a session written before they were stored
         rebuilt = rebuild_round(session, demo, 1)
         assert [s for s, _ in rebuilt.skipped] == [first.source] and "spurious" in rebuilt.skipped[0][1]
         assert first.source not in {q.sample for q in rebuilt.queries}

@@ -159,3 +159,45 @@ def test_the_fvtui_command_line_exits_2(small_onnx, capsys):
         pytest.skip("fvtui verify is not wired into fvtui/cli.py yet")
     assert cli.main(["verify", str(small_onnx), "--dataset", "demo", "--eps", "1.5"]) == 2
     assert "eps must be in (0, 1]" in capsys.readouterr().err
+
+
+async def test_the_app_opens_an_onnx_networks_samples_in_the_inspector(small_onnx, small, demo):
+    """`fvtui verify MODEL.onnx --app`: browse the test samples, verify one in the solver pool, see the
+    counterexample beside the original; escape leaves the app."""
+    from fvtui.app.app import make_app
+    from fvtui.interop.verify_command import inspector_screen
+    from fvtui.store import SessionStore
+
+    screen = inspector_screen(VerifyOptions(model=str(small_onnx), dataset="demo", samples=5, eps=0.3, timeout=60))
+    app = make_app(SessionStore("unused"), screen=screen)
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert app.screen is screen
+        title = str(screen.query_one("#inspect-title").render())
+        assert f"small.onnx · test sample 1/5 (#0) · true {demo.classes[int(demo.test_y[0])]}" in title
+        assert screen.query_one("#eps").value == "0.3"
+        await pilot.press("n")
+        assert screen.position == 1 and np.array_equal(screen.x, demo.test_x[1].numpy())
+        await pilot.press("v")
+        for _ in range(600):
+            await pilot.pause(0.1)
+            if not screen.busy:
+                break
+        result = str(screen.query_one("#verify-result").render())
+        assert result.startswith("counterexample at eps 0.3"), result  # eps 0.3 breaks this small network
+        point = screen.candidates[-1].x
+        assert np.abs(point - screen.x).max() <= 0.3 + 1e-6
+        assert screen.net.predict(point) != screen.net.predict(screen.x)
+        assert "counterexample ·" in str(screen.query_one("#caption-counterexample").render())
+        await pilot.press("escape")
+    assert app.return_code == 0 and not app.is_running
+    app.close_pool()
+
+
+def test_app_with_radius_or_json_is_refused(small_onnx):
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["verify", str(small_onnx), "--dataset", "demo", "--app", "--json"])
+    args = parser.parse_args(["verify", str(small_onnx), "--dataset", "demo", "--app", "--radius"])
+    with pytest.raises(UserError, match="--radius is for the table"):
+        main_verify(None, args)

@@ -260,10 +260,7 @@ def test_pairwise_distance_stats_by_hand():
 
 
 def test_bench_diversity_is_the_papers_measure(tmp_path, demo):
-    from types import SimpleNamespace
-
-    from fvtui.bench.report import Run, round_diversity
-    from fvtui.bench.methods import Method
+    from fvtui.bench.digest import paper_diversity
     from fvtui.metrics import DISTANCE_STATS
     from scipy.spatial.distance import pdist
 
@@ -274,8 +271,7 @@ def test_bench_diversity_is_the_papers_measure(tmp_path, demo):
     session = store.create("d", cfg)
     with Engine(session, demo, workers=1) as engine:
         engine.run()
-    run = Run("d", Method("random", "fgsm"), 0, "demo", (8,), session.rounds, 3)
-    got = round_diversity(SimpleNamespace(store=store), run)
+    got = paper_diversity(session, session.rounds)
     every = SyntheticBatch.concat([session.synthetic(r) for r in (1, 2, 3)], 784).x
     for round_index, samples in ((1, every[:12]), (3, every[-12:])):
         model = nn_model.model_from_numpy(session.model_state(round_index), 784, (8,), 10)

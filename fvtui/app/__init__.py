@@ -5,8 +5,9 @@ from __future__ import annotations
 
 def run_app(store, *, new_config=None, new_name: str | None = None, resume_name: str | None = None,
             data_dir: str | None = None, workers: int | None = None, settings_changes: dict | None = None,
-            rounds: int | None = None, images: str | None = None) -> int:
-    """Open the browser, a new session, or a saved one; returns the exit code.
+            rounds: int | None = None, images: str | None = None, screen=None) -> int:
+    """Open the browser, a new session, a saved one, or `screen` alone (e.g. the inspector over an
+    ONNX network's samples); returns the exit code.
 
     What can be refused is refused before the terminal is taken over (a UserError for the CLI to
     print: a locked session, invalid changes); a new session is created only once its data loaded.
@@ -29,7 +30,7 @@ def run_app(store, *, new_config=None, new_name: str | None = None, resume_name:
             session.close()
             raise
     app = make_app(store, new_config=new_config, new_name=new_name, session=session, data_dir=data_dir,
-                   workers=workers)
+                   workers=workers, screen=screen)
     try:
         app.run()
     finally:

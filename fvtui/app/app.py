@@ -52,6 +52,7 @@ class FvtuiApp(App):
         self.pool_factory = pool_factory  # the inspector's solver pool
         self.solver_factory = solver_factory  # the rounds' (None: the engine's own SolverPool)
         self.start: Runner | None = None  # the session to open on top of the browser, if any
+        self.start_screen: Screen | None = None  # a screen to show alone, instead of the browser
         self._pool = None
         self._pool_lock = threading.Lock()
         self._quitting = False
@@ -83,7 +84,10 @@ class FvtuiApp(App):
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self.hang_up)
         loop.add_signal_handler(signal.SIGTERM, self._shut_down)
-        self.push_screen(BrowserScreen())
+        if self.start_screen is not None:
+            self.push_screen(self.start_screen)
+        else:
+            self.push_screen(BrowserScreen())
         if self.start is not None:
             self._push_session(self.start)
         self._fit(self.size)
@@ -266,10 +270,12 @@ def kept_of_round(session: Session | None) -> str:
 def make_app(store: SessionStore, *, new_config: SessionConfig | None = None, new_name: str | None = None,
              session: Session | None = None, data_dir: str | None = None, workers: int | None = None,
              loader: Loader = load_dataset, pool_factory: Callable[[], object] = new_solver_pool,
-             solver_factory: Callable[[int | None], object] | None = None) -> FvtuiApp:
-    """The browser alone, or a session screen on a new (`new_name` + `new_config`) or opened `session`."""
+             solver_factory: Callable[[int | None], object] | None = None, screen: Screen | None = None) -> FvtuiApp:
+    """The browser alone, a session screen on a new (`new_name` + `new_config`) or opened `session`, or
+    `screen` alone."""
     app = FvtuiApp(store, data_dir=data_dir, workers=workers, loader=loader, pool_factory=pool_factory,
                    solver_factory=solver_factory)
+    app.start_screen = screen
     if session is not None or new_config is not None:
         app.start = app.make_runner(session=session, new_name=new_name, new_config=new_config)
     return app

@@ -18,6 +18,7 @@ import torch
 from ..model import logits, to_network
 from ..records import QueryCounts, SampleVerification, SyntheticBatch
 from ..verify import SearchResult, SearchTask
+from ..verify.results import encode_point
 from ._base import AUGMENTATIONS, AugmentContext, AugmentResult
 
 
@@ -75,6 +76,13 @@ def fv(ctx: AugmentContext) -> AugmentResult:
         rejected = len(points) - len(confirmed)
         kept_rows.extend((row, ce) for ce in confirmed)
         statuses = [q.status for q in result.queries]
+        kept = {id(ce) for ce in confirmed}
+        sat = [i for i, status in enumerate(statuses) if status == "sat"]
+        unkept = sorted([{"query": i, "x": q.point, "counted": False} for i, q in enumerate(result.queries)
+                         if q.status == "spurious"]
+                        + [{"query": i, "x": encode_point(ce.x), "counted": True}
+                           for i, ce in zip(sat, (ce for ce in points if ce.source == "marabou")) if id(ce) not in kept],
+                        key=lambda u: u["query"])
         counts = counts.add(QueryCounts(sat=statuses.count("sat"), unsat=statuses.count("unsat"),
                                         timeout=statuses.count("timeout"), error=statuses.count("error"),
                                         spurious=statuses.count("spurious") + rejected))
@@ -82,7 +90,7 @@ def fv(ctx: AugmentContext) -> AugmentResult:
             source=int(ctx.source[row]), status=sample_status(result, len(confirmed)), eps=float(result.final_eps),
             found=len(confirmed), spurious=statuses.count("spurious") + rejected, queries=len(result.queries),
             seconds=round(result.solver_seconds, 4), message=result.message,
-            query_seconds=[round(q.seconds, 3) for q in result.queries])
+            query_seconds=[round(q.seconds, 3) for q in result.queries], unkept=unkept)
         verification[row] = record
         ctx.on_sample(row, record)
 

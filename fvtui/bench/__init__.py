@@ -6,6 +6,7 @@ curves, the feature-space diversity of the synthetic samples and a timing report
   spec.py     what a benchmark is: dataset, methods, seeds, engine settings (kept in bench.json)
   runner.py   runs the sessions as child processes, N at a time; resumes, skips finished ones
   report.py   the CSV and Markdown tables (accuracy, AUBC, diversity, timing)
+  digest.py   a finished session reduced to what the report takes, kept in the output folder
   figure.py   the learning-curve figures (PNG and SVG): all methods in one plot, and one panel per strategy
   command.py  the command-line face
 

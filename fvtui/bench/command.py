@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..errors import EXIT_CODES, UserError
 
@@ -48,15 +47,14 @@ def main(store, args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, not {args.jobs}")
     spec = resolve(args, store.root)
-    out = Path(args.out) if args.out else spec.root / "results"
 
     def say(line: str) -> None:
         print(line, flush=True)
 
     if args.report_only:
-        if not spec.root.is_dir():
-            raise UserError(f"no benchmark '{spec.name}' in {store.root}")
-        _print_outputs(report.make(spec, out, say))
+        if not spec.root.is_dir() and not spec.digests.is_dir():
+            raise UserError(f"no benchmark '{spec.name}' in {store.root} (nor session digests in {spec.digests})")
+        _print_outputs(report.make(spec, say))
         return 0
     jobs = runner.plan(spec)
     spec.save()
@@ -70,7 +68,7 @@ def main(store, args: argparse.Namespace) -> int:
     say(tally)
     if done == 0:
         raise UserError(f"no session of benchmark '{spec.name}' finished; see the logs in {spec.root / runner.LOG_DIR}")
-    _print_outputs(report.make(spec, out, say))
+    _print_outputs(report.make(spec, say))
     if summary.failed:
         say(f"failed: {', '.join(summary.failed)}; the tables leave them out. Fix the cause (see their logs) and "
             "run the same command again: it runs only what is missing")

@@ -21,8 +21,10 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import UserError
-from ..metrics import DISTANCE_STATS, aubc, pairwise_distance_stats, within_group_distances
+from ..metrics import DISTANCE_STATS, aubc
 from ..records import PHASES, RoundRecord
+from ..store import Session
+from .digest import Digest, Moments, load_all, of_session, save
 from .methods import PAPER_METHODS, Method
 from .spec import BenchSpec
 
@@ -56,6 +58,8 @@ class Run:
     hidden: tuple[int, ...]
     records: list[RoundRecord]
     target: int
+    diversity: dict[int, dict[str, float]]  # the paper's statistics (finished sessions only)
+    within: Moments | None  # within-sample distances (finished sessions that augment)
 
     @property
     def complete(self) -> bool:
@@ -75,34 +79,51 @@ class Outputs:
     incomplete: list[str]
 
 
-def collect(spec: BenchSpec) -> tuple[list[Run], list[str]]:
-    """The sessions the report covers, and the planned ones that do not exist (yet)."""
+def collect(spec: BenchSpec, digests: Path | None = None) -> tuple[list[Run], list[str]]:
+    """The sessions the report covers, and the planned ones that do not exist (yet). A session that is
+    gone from the sessions folder counts by its digest in `digests`; every finished one present gets
+    its digest (re)written there."""
     store = spec.store
-    missing: list[str] = []
+    saved = load_all(digests)
+    present = set(store.names())
     if spec.methods is not None and spec.seeds is not None:
         names = [m.session_name(s) for s in spec.seeds for m in spec.methods]
-        missing = [n for n in names if not store.exists(n)]
+        missing = [n for n in names if n not in present and n not in saved]
         names = [n for n in names if n not in missing]
     else:
-        names = store.names()
+        missing, names = [], sorted(present | set(saved))
     runs = []
     for name in names:
-        with store.open(name, writable=False) as session:
-            cfg = session.config
-            method = Method(cfg.settings.strategy, cfg.settings.augment)
-            if spec.methods is not None and method not in spec.methods:
+        if name in present:
+            with store.open(name, writable=False) as session:
+                if not _covered(spec, session):
+                    continue
+                if len(session.rounds) >= spec.rounds and digests is not None:
+                    digest = of_session(session, spec.rounds, digests)
+                    save(digest)
+                else:
+                    digest = Digest(name, session.path, session.config, session.settings, session.rounds, {}, None)
+        else:
+            digest = saved[name]
+            if not _covered(spec, digest):
                 continue
-            if spec.seeds is not None and cfg.seed not in spec.seeds:
-                continue
-            if cfg.dataset != spec.dataset:
-                continue
-            if cfg.protocol != spec.template.protocol:
-                spec.check_session(session)  # refuses, saying which protocols and why they do not mix
-            runs.append(Run(name, method, cfg.seed, cfg.dataset, cfg.hidden, session.rounds[:spec.rounds],
-                            spec.rounds))
+        cfg = digest.config
+        runs.append(Run(name, Method(cfg.settings.strategy, cfg.settings.augment), cfg.seed, cfg.dataset, cfg.hidden,
+                        digest.rounds[:spec.rounds], spec.rounds, digest.diversity, digest.within))
     order = _method_order(spec.methods, [r.method for r in runs])
     runs.sort(key=lambda r: (order.index(r.method), r.seed))
     return runs, missing
+
+
+def _covered(spec: BenchSpec, session: Session | Digest) -> bool:
+    cfg = session.config
+    if spec.methods is not None and Method(cfg.settings.strategy, cfg.settings.augment) not in spec.methods:
+        return False
+    if (spec.seeds is not None and cfg.seed not in spec.seeds) or cfg.dataset != spec.dataset:
+        return False
+    if cfg.protocol != spec.template.protocol:
+        spec.check_session(session)  # refuses, saying which protocols and why they do not mix
+    return True
 
 
 def _method_order(planned: Sequence[Method] | None, found: Iterable[Method]) -> list[Method]:
@@ -112,8 +133,9 @@ def _method_order(planned: Sequence[Method] | None, found: Iterable[Method]) -> 
     return order + paper + sorted(extra - set(paper), key=lambda m: m.key)
 
 
-def make(spec: BenchSpec, out: Path, say: Callable[[str], None] = print) -> Outputs:
-    runs, missing = collect(spec)
+def make(spec: BenchSpec, say: Callable[[str], None] = print) -> Outputs:
+    out = spec.out
+    runs, missing = collect(spec, spec.digests)
     if not any(r.records for r in runs):
         raise UserError(f"benchmark '{spec.name}' has no finished round to report on (sessions in {spec.root})")
     try:
@@ -212,40 +234,12 @@ def _by_method(runs: list[Run]) -> dict[Method, list[Run]]:
 
 
 # -- diversity --------------------------------------------------------------------------------
-def round_diversity(spec: BenchSpec, run: Run) -> dict[int, dict[str, float]]:
-    """The paper's statistics for round 1 and the last round of a session (rounds with fewer than two
-    synthetic samples are left out)."""
-    import torch
-
-    from ..model import logits, model_from_numpy
-    from ..records import SyntheticBatch
-
-    out: dict[int, dict[str, float]] = {}
-    if not run.records or sum(r.new_synthetic for r in run.records) < 2:
-        return out
-    first = run.records[0].settings
-    n = first.query_size * first.advs_per_sample
-    with spec.store.open(run.name, writable=False) as session:
-        synthetic = [session.synthetic(r.round) for r in run.records]
-        every = SyntheticBatch.concat(synthetic, synthetic[0].x.shape[1]).x
-        last = len(run.records)
-        for round_index, samples in ((1, every[:n]), (last, every[-n:])):
-            if samples.shape[0] < 2 or round_index in out:
-                continue
-            state = session.model_state(round_index)
-            inputs, classes = _sizes(state)
-            model = model_from_numpy(state, inputs, run.hidden, classes)
-            feats = logits(model, torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))).numpy()
-            out[round_index] = {"samples": samples.shape[0], **pairwise_distance_stats(feats)}
-    return out
-
-
 def paper_diversity_table(spec: BenchSpec, runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
     header = ["dataset", "scope", "method", "label", "augment", "round", "sessions", "samples",
               *(f"distance_{s}" for s in DISTANCE_STATS)]
     per_method: dict[tuple[Method, str], list[dict[str, float]]] = {}
     for run in runs:
-        for round_index, stats in round_diversity(spec, run).items():
+        for round_index, stats in run.diversity.items():
             which = "first" if round_index == 1 else "last"
             per_method.setdefault((run.method, which), []).append({"round": round_index, **stats})
     rows, per_augment = [], {}
@@ -280,50 +274,15 @@ def paper_diversity_markdown(rows: list[list[Any]]) -> str:
     return "\n".join(lines + ["", DIVERSITY_NOTE]) + "\n"
 
 
-def session_distances(spec: BenchSpec, run: Run) -> tuple[np.ndarray, int, int]:
-    """Within-sample pairwise distances of a session's synthetic samples (hidden-layer features of the
-    model that made them), pooled over its rounds; also the sources and synthetic samples counted."""
-    import torch
-
-    from ..model import embeddings, model_from_numpy
-
-    distances, sources, samples = [], 0, 0
-    with spec.store.open(run.name, writable=False) as session:
-        for record in run.records:
-            if record.new_synthetic < 2:
-                continue
-            batch = session.synthetic(record.round)
-            counts = np.unique(batch.source, return_counts=True)[1]
-            if not (counts >= 2).any():
-                continue
-            state = session.model_state(record.round - 1)
-            inputs, classes = _sizes(state)
-            model = model_from_numpy(state, inputs, run.hidden, classes)
-            feats = embeddings(model, torch.from_numpy(np.ascontiguousarray(batch.x, dtype=np.float32))).numpy()
-            distances.append(within_group_distances(feats, batch.source))
-            sources += int((counts >= 2).sum())
-            samples += int(counts[counts >= 2].sum())
-    return (np.concatenate(distances) if distances else np.zeros(0)), sources, samples
-
-
-def _sizes(state: dict[str, np.ndarray]) -> tuple[int, int]:
-    """Input and output sizes from the weights (no dataset needed)."""
-    weights = sorted((k for k in state if k.endswith("weight")), key=lambda k: int(k.split(".")[-2]))
-    return int(state[weights[0]].shape[1]), int(state[weights[-1]].shape[0])
-
-
 def diversity_table(spec: BenchSpec, runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
     header = ["dataset", "scope", "method", "label", "augment", "sessions", "queried_samples", "synthetic_samples",
               "pairs", "distance_mean", "distance_std"]
-    per_method: dict[Method, list[tuple[np.ndarray, int, int]]] = {}
+    per_method: dict[Method, list[Moments]] = {}
     for run in runs:
-        if run.method.augment == "none" and all(r.settings.augment == "none" for r in run.records):
-            continue
-        result = session_distances(spec, run)
-        if result[0].size:
-            per_method.setdefault(run.method, []).append(result)
+        if run.within is not None and run.within.pairs:
+            per_method.setdefault(run.method, []).append(run.within)
     rows = []
-    per_augment: dict[str, list[tuple[np.ndarray, int, int]]] = {}
+    per_augment: dict[str, list[Moments]] = {}
     for method, results in per_method.items():
         rows.append(_diversity_row(spec.dataset, "method", method.key, method.label, method.augment, results))
         per_augment.setdefault(method.augment, []).extend(results)
@@ -335,10 +294,10 @@ def diversity_table(spec: BenchSpec, runs: list[Run]) -> tuple[list[str], list[l
 
 
 def _diversity_row(dataset: str, scope: str, key: str, label: str, augment: str,
-                   results: list[tuple[np.ndarray, int, int]]) -> list[Any]:
-    d = np.concatenate([r[0] for r in results])
-    return [dataset, scope, key, label, augment, len(results), sum(r[1] for r in results),
-            sum(r[2] for r in results), int(d.size), float(d.mean()), float(d.std())]
+                   results: list[Moments]) -> list[Any]:
+    pairs, mean, std = Moments.pooled(results)
+    return [dataset, scope, key, label, augment, len(results), sum(r.sources for r in results),
+            sum(r.samples for r in results), pairs, mean, std]
 
 
 def diversity_markdown(rows: list[list[Any]]) -> str:

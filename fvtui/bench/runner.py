@@ -20,6 +20,7 @@ from typing import Callable
 from ..errors import UserError
 from ..schema import SETTINGS
 from ..store import SessionLocked, SessionStore
+from .digest import load_all
 from .methods import Method
 from .spec import BenchSpec
 
@@ -63,7 +64,8 @@ def cpu_count() -> int:
 def plan(spec: BenchSpec) -> list[Job]:
     """Every method x seed, seed-major (all methods of seed 0 first: an interrupted benchmark has
     whole comparisons early). Every session already in the group is checked against the
-    benchmark's settings first, so that nothing runs when they would mix."""
+    benchmark's settings first, so that nothing runs when they would mix. A finished session whose
+    folder is gone but whose digest is in the output folder counts as finished."""
     store = spec.store
     spec.check_saved()
     planned = {m.session_name(s): (m, s) for s in spec.seeds or [] for m in spec.methods or []}
@@ -72,7 +74,14 @@ def plan(spec: BenchSpec) -> list[Job]:
         with store.open(name, writable=False) as session:
             spec.check_session(session, *planned.get(name, (None, None)))
             done[name] = len(session.rounds)
-    return [Job(method, seed, name, done.get(name, 0), name in done) for name, (method, seed) in planned.items()]
+    jobs = [Job(method, seed, name, done.get(name, 0), name in done) for name, (method, seed) in planned.items()]
+    digests = load_all(spec.digests)
+    for job in jobs:
+        digest = digests.get(job.name)
+        if not job.exists and digest is not None and len(digest.rounds) >= spec.rounds:
+            spec.check_session(digest, job.method, job.seed)
+            job.done = len(digest.rounds)
+    return jobs
 
 
 def child_command(spec: BenchSpec, job: Job, workers: int, data_dir: str | None) -> list[str]:

@@ -20,6 +20,7 @@ from ..config import PROTOCOL_NAMES, RoundSettings, SessionConfig, with_protocol
 from ..schema import SETTINGS
 from ..errors import UserError
 from ..store import Session, SessionStore
+from .digest import DIGEST_DIR, Digest, load_all
 from .methods import Method, paper_methods, parse_method, parse_methods, parse_seeds
 
 BENCH_FILE = "bench.json"
@@ -39,6 +40,11 @@ class BenchSpec:
     seeds: list[int] | None
     template: SessionConfig  # seed and method filled in per session
     saved: dict[str, Any] | None  # bench.json as found
+    out: Path  # the output folder; its sessions/ holds the digests of finished sessions
+
+    @property
+    def digests(self) -> Path:
+        return self.out / DIGEST_DIR
 
     @property
     def store(self) -> SessionStore:
@@ -55,7 +61,7 @@ class BenchSpec:
     def settings_dict(self) -> dict[str, Any]:
         return _flat(self.template, keep_rounds=True)
 
-    def check_session(self, session: Session, method: Method | None = None, seed: int | None = None) -> None:
+    def check_session(self, session: Session | Digest, method: Method | None = None, seed: int | None = None) -> None:
         """Refuse a session of the group that was made with other settings than this benchmark asks for
         (and, for a planned session, another method or seed than its name says)."""
         cfg = session.config
@@ -96,7 +102,8 @@ class BenchSpec:
                 "or choose another --name")
 
     def save(self) -> None:
-        """Remember the settings, and every method and seed ever run here (for --report-only)."""
+        """Remember the settings, and every method and seed ever run here (for --report-only), in the
+        group folder and beside the digests (which may outlive it)."""
         saved = self.saved or {}
         methods = list(saved.get("methods", []))
         methods += [m.key for m in self.methods or [] if m.key not in methods]
@@ -104,15 +111,16 @@ class BenchSpec:
         seeds += [s for s in self.seeds or [] if s not in seeds]
         data = {"format": 1, "name": self.name, "dataset": self.dataset, "methods": methods, "seeds": seeds,
                 "settings": self.settings_dict()}
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / BENCH_FILE
-        tmp = path.with_name(f".{BENCH_FILE}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text(json.dumps(data, indent=1) + "\n")
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+        for folder in (self.root, self.digests):
+            path = folder / BENCH_FILE
+            tmp = path.with_name(f".{BENCH_FILE}.tmp-{os.getpid()}")
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(json.dumps(data, indent=1) + "\n")
+                os.replace(tmp, path)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
         self.saved = data
 
 
@@ -125,7 +133,8 @@ def resolve(args: argparse.Namespace, sessions_root: Path) -> BenchSpec:
     else:
         raise UserError("give --dataset (the benchmark is then named bench-DATASET) or the --name of a benchmark")
     root = SessionStore(sessions_root).path(name)  # checks the name like a session name
-    saved = _load(root / BENCH_FILE)
+    out = Path(args.out) if args.out else root / "results"
+    saved = _load(root / BENCH_FILE) or _load(out / DIGEST_DIR / BENCH_FILE)
     dataset = args.dataset or (saved or {}).get("dataset")
     if dataset is None:
         raise UserError(f"no benchmark '{name}' in {sessions_root} (no {root / BENCH_FILE}); "
@@ -166,12 +175,12 @@ def resolve(args: argparse.Namespace, sessions_root: Path) -> BenchSpec:
         else:
             values[key] = protocol[key]
     if args.report_only and args.rounds is None and "rounds" not in stored:
-        values["rounds"] = _longest(root)
+        values["rounds"] = _longest(root, out)
     round_names = {f.name for f in dataclasses.fields(RoundSettings)}
     settings = RoundSettings(**{k: v for k, v in values.items() if k in round_names})
     template = SessionConfig(dataset=dataset, seed=0, settings=settings,
                              **{k: v for k, v in values.items() if k not in round_names})
-    spec = BenchSpec(name, root, dataset, methods, seeds, template, saved)
+    spec = BenchSpec(name, root, dataset, methods, seeds, template, saved, out)
     for method in methods or []:
         spec.config_for(method, 0)  # every flag checked before anything runs
     template.validate()
@@ -217,8 +226,8 @@ def _load(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def _longest(root: Path) -> int:
-    """--report-only on a folder without bench.json: the longest target among its sessions."""
+def _longest(root: Path, out: Path) -> int:
+    """--report-only on a folder without bench.json: the longest target among its sessions (or digests)."""
     store, longest = SessionStore(root), 0
     for name in store.names():
         try:
@@ -226,6 +235,8 @@ def _longest(root: Path) -> int:
                 longest = max(longest, session.config.rounds, len(session.rounds))
         except UserError:
             continue
+    for digest in load_all(out / DIGEST_DIR).values():
+        longest = max(longest, digest.config.rounds, len(digest.rounds))
     if not longest:
         raise UserError(f"no sessions in {root} to report on")
     return longest

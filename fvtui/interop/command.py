@@ -40,7 +40,10 @@ def add_parser(sub: argparse._SubParsersAction, shared: list | None = None) -> a
     p.add_argument("--precision", type=float, default=1e-3, help="--radius: width of the final bracket (1e-3)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="seconds per solver query (30)")
     p.add_argument("--out", help="folder for the counterexample PNGs (default: MODEL-verify)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    face = p.add_mutually_exclusive_group()
+    face.add_argument("--json", action="store_true", help="machine-readable output")
+    face.add_argument("--app", action="store_true", help="open the samples in the app's inspector instead: n / p "
+                                                         "browse them, v verifies at an eps, m finds the radius")
     p.add_argument("--workers", type=int, default=None, help="solver processes (default: number of CPUs)")
     if not any("--data-dir" in a.option_strings for parent in shared or [] for a in parent._actions):
         p.add_argument("--data-dir", help="dataset folder (default: $FVTUI_DATA_DIR or a per-user cache)")
@@ -53,6 +56,13 @@ def main_verify(store, args: argparse.Namespace) -> int:
     opts = VerifyOptions(model=args.model, dataset=args.dataset, samples=args.samples, eps=args.eps,
                          radius=args.radius, precision=args.precision, timeout=args.timeout, out=args.out,
                          workers=args.workers, data_dir=getattr(args, "data_dir", None), as_json=args.json)
+    if args.app:
+        from ..app import run_app
+        from .verify_command import inspector_screen
+
+        if opts.radius:
+            raise UserError("--radius is for the table; in the app, m finds each sample's radius")
+        return run_app(store, screen=inspector_screen(opts), images=getattr(args, "images", None))
     report = run_verify(opts)
     print_report(report, args.json)
     return 0

@@ -13,10 +13,12 @@ simplification alone) otherwise, and the recorded timeout or error for the last 
 search that ended so. The exclusions are then simplified by the very code the search used, so
 each rebuilt query is the one Marabou saw (the same box after tightening, the same disjunctions).
 
-What cannot be rebuilt exactly: a sample with spurious answers (a SAT point the network did not
-confirm is excluded from later queries but not stored), and a sample whose replay disagrees with
-its record (query count, last eps, counterexamples left over). Such samples are left out, with the
-reason, never guessed.
+Solver points that are not synthetic samples (spurious answers the network did not confirm, which
+later queries still exclude) are stored with the sample's record (`SampleVerification.unkept`) and
+replayed at their query. What cannot be rebuilt exactly: a sample with spurious answers from a
+session written before they were stored, and a sample whose replay disagrees with its record
+(query count, last eps, counterexamples left over). Such samples are left out, with the reason,
+never guessed.
 """
 
 from __future__ import annotations
@@ -99,9 +101,9 @@ def rebuild_round(session, dataset, round_index: int) -> RebuiltRound:
         if verification is None:
             continue
         out.samples += 1
-        if verification.spurious:
-            out.skipped.append((int(source), f"{verification.spurious} spurious solver answer(s): the points they "
-                                             "excluded from later queries are not stored"))
+        if verification.spurious and not verification.unkept:
+            out.skipped.append((int(source), f"{verification.spurious} spurious solver answer(s) from before fvtui "
+                                             "stored them: the points they excluded from later queries are unknown"))
             continue
         eps_start, seeds = start_of(ctx, row)
         mine = (synthetic.source == source) & (synthetic.origin == "marabou")
@@ -153,6 +155,7 @@ ANCHORED = frozenset({"fvaal", "dfal"})  # strategies whose example seeds the fv
 def _replay_search(net, x, w, r, k, eps_start, eps_step, seeds, legacy, points, verification):
     """search_counterexamples with the solver's answers read from the record. -> (queries, problem)."""
     from ..verify.exclusions import simplify_exclusions
+    from ..verify.results import decode_point
     from ..verify.search import _box  # the very box the search used
 
     x = np.asarray(x, dtype=np.float32).ravel()
@@ -167,6 +170,7 @@ def _replay_search(net, x, w, r, k, eps_start, eps_step, seeds, legacy, points, 
     stored = verification.queries
     seconds = list(verification.query_seconds) + [float("nan")] * stored
     queries: list[RebuiltQuery] = []
+    unkept = {u["query"]: u for u in verification.unkept}
     used = 0
     while found < k:
         if len(queries) == stored:
@@ -175,8 +179,12 @@ def _replay_search(net, x, w, r, k, eps_start, eps_step, seeds, legacy, points, 
         simple = simplify_exclusions(lower, upper, np.reshape(excluded, (-1, x.size)), DELTA)
         last = len(queries) == stored - 1
         point = predicted = None
+        answer = unkept.pop(len(queries), None)
         if simple.infeasible:
             verdict = "unsat"
+        elif answer is not None:
+            verdict, point = "sat", decode_point(answer["x"])
+            predicted = int(net.predict(point))
         elif used < len(points) and points[used][1] == eps:
             verdict, point = "sat", np.asarray(points[used][0], np.float32)
             predicted = int(net.predict(point))
@@ -192,7 +200,7 @@ def _replay_search(net, x, w, r, k, eps_start, eps_step, seeds, legacy, points, 
             break
         if verdict == "sat":
             excluded.append(point)
-            found += 1
+            found += 1 if answer is None or answer["counted"] else 0
             continue
         if legacy:
             if eps >= 1.0:
@@ -204,8 +212,8 @@ def _replay_search(net, x, w, r, k, eps_start, eps_step, seeds, legacy, points, 
         eps = round(eps + eps_step, 10)
     if len(queries) != stored:
         return [], f"the replay makes {len(queries)} queries, the round recorded {stored}"
-    if used != len(points):
-        return [], f"{len(points) - used} stored counterexample(s) do not fit the replayed search"
+    if used != len(points) or unkept:
+        return [], f"{len(points) - used + len(unkept)} stored solver answer(s) do not fit the replayed search"
     if queries and queries[-1].eps != verification.eps:
         return [], f"the replay ends at eps {queries[-1].eps}, the round recorded {verification.eps}"
     if any(q.presolved != (q.seconds == 0.0) for q in queries):

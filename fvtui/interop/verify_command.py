@@ -51,10 +51,9 @@ def check_options(opts: VerifyOptions) -> None:
         raise UserError(f"--precision must be in (0, 1), not {opts.precision:g}")
 
 
-def run_verify(opts: VerifyOptions, pool=None) -> dict[str, Any]:
-    """Verify and return the report (what --json prints); `pool` may be a running SolverPool."""
+def load_subjects(opts: VerifyOptions):
+    """The network and the first N test samples it is verified around, both checked."""
     from ..data import load_dataset
-    from .onnx_export import onnx_logits
     from .onnx_import import read_network
 
     check_options(opts)
@@ -69,6 +68,15 @@ def run_verify(opts: VerifyOptions, pool=None) -> dict[str, Any]:
     n = min(opts.samples, int(dataset.test_x.shape[0]))
     x = dataset.test_x[:n].numpy().astype(np.float32)
     labels = dataset.test_y[:n].numpy()
+    return net, dataset, x, labels
+
+
+def run_verify(opts: VerifyOptions, pool=None) -> dict[str, Any]:
+    """Verify and return the report (what --json prints); `pool` may be a running SolverPool."""
+    from .onnx_export import onnx_logits
+
+    net, dataset, x, labels = load_subjects(opts)
+    n = len(labels)
     try:
         ort_diff = float(np.abs(net.logits(x) - onnx_logits(opts.model, x)).max())
     except Exception:  # noqa: BLE001 - e.g. a model onnxruntime cannot run with a (1, n) input
@@ -116,6 +124,20 @@ def run_verify(opts: VerifyOptions, pool=None) -> dict[str, Any]:
         "counts": {s: statuses.count(s) for s in dict.fromkeys(statuses)}, "seconds": round(seconds, 3),
         "png_folder": str(pngs) if pngs else None, "results": rows,
     }
+
+
+def inspector_screen(opts: VerifyOptions):
+    """`--app`: the inspector over the samples (n / p browse, v verifies at an eps, m finds the radius),
+    judged by the ONNX network."""
+    from ..app.screens.inspector import InspectorScreen, Judge, Subject
+
+    net, dataset, x, labels = load_subjects(opts)
+    name = Path(opts.model).name
+    eps = opts.eps if opts.eps is not None else DEFAULT_EPS
+    subjects = [Subject(x[i], f"{name} · test sample {i + 1}/{len(x)} (#{i}) · true {dataset.classes[labels[i]]}",
+                        f"{dataset.name} test set, nothing verified yet", eps) for i in range(len(x))]
+    return InspectorScreen(subjects, 0, Judge(net, name, dataset.classes, dataset.image_shape, opts.timeout),
+                           exit_on_close=True)
 
 
 def _write_pngs(opts: VerifyOptions, dataset, x: np.ndarray, rows: list[dict]) -> Path | None:

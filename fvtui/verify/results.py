@@ -26,6 +26,16 @@ class QueryRecord:
     disjunctions: int  # two-sided exclusions left after simplification
     presolved: bool = False
     milp: bool = False  # an UNSAT HiGHS decided after Marabou ran past its first MILP_AFTER seconds
+    point: str = ""  # 'spurious': the solver's point (encode_point), which later queries exclude
+
+
+def encode_point(x: np.ndarray) -> str:
+    """A flat float32 input as plain JSON text, bit-exact."""
+    return base64.b64encode(np.ascontiguousarray(x, np.float32).tobytes()).decode()
+
+
+def decode_point(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), np.float32).copy()
 
 
 @dataclass
@@ -61,16 +71,15 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON, bit-exact: counterexamples as base64 float32 (the round journal stores this)."""
         data = dataclasses.asdict(self)
-        data["counterexamples"] = [{**dataclasses.asdict(ce), "x": base64.b64encode(
-            np.ascontiguousarray(ce.x, np.float32).tobytes()).decode()} for ce in self.counterexamples]
+        data["counterexamples"] = [{**dataclasses.asdict(ce), "x": encode_point(ce.x)} for ce in self.counterexamples]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SearchResult":
         data = dict(data)
         data["queries"] = [QueryRecord(**q) for q in data["queries"]]
-        data["counterexamples"] = [Counterexample(**{**ce, "x": np.frombuffer(
-            base64.b64decode(ce["x"]), np.float32).copy()}) for ce in data["counterexamples"]]
+        data["counterexamples"] = [Counterexample(**{**ce, "x": decode_point(ce["x"])})
+                                   for ce in data["counterexamples"]]
         return cls(**data)
 
 

@@ -18,7 +18,7 @@ from . import milp
 from .exclusions import simplify_exclusions
 from .network import Network
 from .query import Solved, build_query, solve
-from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, VerifyResult
+from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, VerifyResult, encode_point
 
 Report = Callable[[str, Any], None]
 # A query Marabou has not settled in this many seconds goes to the MILP (milp.py): if that proves it
@@ -112,7 +112,7 @@ def search_counterexamples(
                 excluded.append(point)
                 predicted = int(net.predict(point))
                 if predicted == target_w:
-                    record.status = "spurious"
+                    record.status, record.point = "spurious", encode_point(point)
                     spurious += 1
                 else:
                     ce = Counterexample(point, eps, predicted, record.seconds, "marabou")

@@ -1,14 +1,17 @@
-"""One queried sample and its counterexamples: pictures, probabilities, and solver calls on demand.
+"""One input and its counterexamples: pictures, probabilities, and solver calls on demand.
 
-Everything is judged by the model the counterexamples were found with (the one after round r-1,
-which selected the sample). Verifying at an eps and the certified radius run in the app's own
-small solver pool, in a thread worker: the screen keeps answering, and closing it cancels the call.
+The inputs are a round's queried samples, judged by the model the counterexamples were found with
+(the one after round r-1, which selected them), or the test samples of a network read from ONNX
+(`fvtui verify MODEL.onnx --app`). n / p browse them. Verifying at an eps and the certified
+radius run in the app's own small solver pool, in a thread worker: the screen keeps answering, and
+closing it cancels the call.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 from rich.table import Table
@@ -23,9 +26,9 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, Static
 
 from ...errors import Cancelled
+from ...pictures import to_pil
 from ...records import RoundRecord, SyntheticBatch
 from ...store import Session
-from ...pictures import to_pil
 from ..images import TerminalImage, amplified_difference, cell_size
 from ..widgets.footer import Footer
 
@@ -38,6 +41,63 @@ class Candidate:
     x: np.ndarray
     eps: float
     origin: str  # what found it: 'fgsm', 'marabou', 'verify', 'radius'...
+
+
+@dataclass
+class Subject:
+    """One input the inspector shows, and what is known around it."""
+
+    x: np.ndarray
+    heading: str  # the title's first line
+    note: str  # its second line: what was searched and found
+    default_eps: float
+    candidates: list[Candidate] = field(default_factory=list)  # grows as the user verifies
+
+
+@dataclass(frozen=True)
+class Judge:
+    """The network every subject is judged by, and how the solver treats it."""
+
+    net: object  # verify.Network
+    name: str  # e.g. "model after round 3" or "net.onnx"
+    classes: Sequence[str]
+    shape: tuple[int, ...]
+    timeout: float  # seconds per solver query
+
+
+def round_subjects(session: Session, dataset, record: RoundRecord, synthetic: SyntheticBatch) -> list[Subject]:
+    """A round's queried samples with the synthetic samples each one got."""
+    subjects = []
+    s, n = record.settings, len(record.queried)
+    for position, q in enumerate(record.queried):
+        mine = np.flatnonzero(synthetic.source == q.index)
+        v = next((v for v in record.verification if v.source == q.index), None)
+        if v is not None:
+            note = (f"search: {v.status} at eps {v.eps:.3f}, {v.found} found, {v.spurious} spurious, "
+                    f"{v.queries} queries, {v.seconds:.1f} s" + (f" ({v.message})" if v.message else ""))
+        else:
+            note = f"{len(mine)} synthetic samples from {s.augment}"
+        candidates = [Candidate(synthetic.x[i], float(synthetic.eps[i]), str(synthetic.origin[i])) for i in mine]
+        subjects.append(Subject(
+            dataset.train_x[q.index].numpy().astype(np.float32),
+            f"round {record.round} · sample {position + 1}/{n} (#{q.index}) · true {dataset.classes[q.label]} · "
+            f"{s.strategy} score {q.score:.4g} · {s.augment}",
+            note, candidates[0].eps if candidates else s.eps_start, candidates))
+    return subjects
+
+
+def round_judge(session: Session, dataset, record: RoundRecord, net) -> Judge:
+    return Judge(net, f"model after round {record.round - 1}", dataset.classes, dataset.image_shape,
+                 session.settings.verify_timeout)
+
+
+def network_of(session: Session, dataset, round_index: int):
+    """The numpy network after a round (the one that picked the next round's samples)."""
+    from ...model import model_from_numpy, to_network
+
+    model = model_from_numpy(session.model_state(round_index), dataset.num_features, session.config.hidden,
+                             dataset.num_classes)
+    return to_network(model)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -58,32 +118,23 @@ class InspectorScreen(Screen):
         Binding("e", "edit_eps", "Set eps"),
         Binding("v", "verify", "Verify"),
         Binding("m", "radius", "Minimal eps"),
+        Binding("n", "sample(1)", "Next sample"),
+        Binding("p", "sample(-1)", "Prev sample"),
     ]
 
-    def __init__(self, session: Session, dataset, record: RoundRecord, synthetic: SyntheticBatch,
-                 position: int, net=None) -> None:
+    def __init__(self, subjects: Sequence[Subject], position: int, judge: Judge, *, exit_on_close: bool = False) -> None:
         super().__init__()
-        self.session, self.dataset, self.record, self.position = session, dataset, record, position
-        self.queried = record.queried[position]
-        self.x = dataset.train_x[self.queried.index].numpy().astype(np.float32)
-        self.shape = dataset.image_shape
-        mine = np.flatnonzero(synthetic.source == self.queried.index)
-        self.candidates = [Candidate(synthetic.x[i], float(synthetic.eps[i]), str(synthetic.origin[i])) for i in mine]
-        self.verification = next((v for v in record.verification if v.source == self.queried.index), None)
-        self.current = 0
+        self.subjects, self.judge, self.exit_on_close = list(subjects), judge, exit_on_close
+        self.net, self.class_names, self.shape = judge.net, judge.classes, judge.shape
         self.cancel = threading.Event()
         self.busy = False
-        self.model_round = record.round - 1
-        self.net = net if net is not None else self.network_of(session, dataset, self.model_round)
+        self._select(position)
 
-    @staticmethod
-    def network_of(session: Session, dataset, round_index: int):
-        """The numpy network after a round (the one that picked the next round's samples)."""
-        from ...model import model_from_numpy, to_network
-
-        model = model_from_numpy(session.model_state(round_index), dataset.num_features, session.config.hidden,
-                                 dataset.num_classes)
-        return to_network(model)
+    def _select(self, position: int) -> None:
+        self.position = position
+        self.subject = self.subjects[position]
+        self.x, self.candidates = self.subject.x, self.subject.candidates
+        self.current = 0
 
     # -- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -97,8 +148,7 @@ class InspectorScreen(Screen):
         yield Static(id="inspect-probs")
         with Horizontal(id="inspect-verify"):
             yield Label("eps ")
-            default = self.candidates[0].eps if self.candidates else self.record.settings.eps_start
-            yield Input(f"{default:.4g}", restrict=r"[0-9.eE+-]*", compact=True, id="eps")
+            yield Input(f"{self.subject.default_eps:.4g}", restrict=r"[0-9.eE+-]*", compact=True, id="eps")
             yield Static(id="verify-result")
         yield Footer()
 
@@ -123,24 +173,13 @@ class InspectorScreen(Screen):
             self.query_one(f"#caption-{key}", Label).styles.width = cells[0]
 
     def _show_title(self) -> None:
-        q, classes = self.queried, self.dataset.classes
         title = Text(no_wrap=True, overflow="ellipsis")
-        title.append(f"round {self.record.round} · sample {self.position + 1}/{len(self.record.queried)} "
-                     f"(#{q.index}) · ", "bold")
-        title.append(f"true {classes[q.label]}", "bold")
-        title.append(f" · {self.record.settings.strategy} score {q.score:.4g} · {self.record.settings.augment}")
-        v = self.verification
-        title.append("\n")
-        if v is not None:
-            title.append(f"search: {v.status} at eps {v.eps:.3f}, {v.found} found, {v.spurious} spurious, "
-                         f"{v.queries} queries, {v.seconds:.1f} s" + (f" ({v.message})" if v.message else ""), "dim")
-        else:
-            title.append(f"{len(self.candidates)} synthetic samples from {self.record.settings.augment}", "dim")
-        title.append(f" · model after round {self.model_round}", "dim")
+        title.append(self.subject.heading, "bold")
+        title.append("\n" + self.subject.note + f" · {self.judge.name}", "dim")
         self.query_one("#inspect-title", Static).update(title)
 
     def _show_candidate(self) -> None:
-        classes = self.dataset.classes
+        classes = self.class_names
         before = softmax(self.net.logits(self.x))
         self.query_one("#caption-original", Label).update(f"original · {classes[int(before.argmax())]}")
         image = self.query_one("#image-counterexample", TerminalImage)
@@ -170,9 +209,9 @@ class InspectorScreen(Screen):
         self.query_one("#inspect-probs", Static).update(self._probabilities(before, after))
 
     def _probabilities(self, before: np.ndarray, after: np.ndarray | None) -> Table:
-        classes = self.dataset.classes
+        classes = self.class_names
         table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
-        table.add_column(f"model after round {self.model_round}")
+        table.add_column(self.judge.name)
         table.add_column("original", justify="right")
         table.add_column("")
         if after is not None:
@@ -194,7 +233,21 @@ class InspectorScreen(Screen):
             self.set_focus(None)
             return
         self.cancel.set()  # a solver call in flight stops (its worker process is killed)
-        self.dismiss()
+        if self.exit_on_close:
+            self.app.exit()
+        else:
+            self.dismiss()
+
+    def action_sample(self, delta: int) -> None:
+        if self.busy:
+            self._say("the solver is still busy with this sample (escape stops it)", "yellow")
+            return
+        self._select((self.position + delta) % len(self.subjects))
+        self.query_one("#image-original", TerminalImage).image = to_pil(self.x, self.shape)
+        self.query_one("#eps", Input).value = f"{self.subject.default_eps:.4g}"
+        self._show_title()
+        self._show_candidate()
+        self._say("v verifies at this eps, m finds the minimal eps", "dim")
 
     def action_step(self, delta: int) -> None:
         if self.candidates:
@@ -215,11 +268,11 @@ class InspectorScreen(Screen):
         if not 0 < eps <= 1:
             self._say("eps must be a number in (0, 1]", "red")
             return
-        if self._start(f"verifying at eps {eps:.4g} (model after round {self.model_round})…"):
+        if self._start(f"verifying at eps {eps:.4g} ({self.judge.name})…"):
             self.solve("verify", eps)
 
     def action_radius(self) -> None:
-        if self._start(f"searching the minimal eps (model after round {self.model_round})…"):
+        if self._start(f"searching the minimal eps ({self.judge.name})…"):
             self.solve("radius", 0.0)
 
     def _start(self, message: str) -> bool:
@@ -232,7 +285,7 @@ class InspectorScreen(Screen):
 
     @work(thread=True, group="inspector", exit_on_error=False)
     def solve(self, kind: str, eps: float) -> None:
-        timeout = self.session.settings.verify_timeout
+        timeout = self.judge.timeout
         try:
             pool = self.app.solver_pool()
             if kind == "verify":
@@ -253,7 +306,7 @@ class InspectorScreen(Screen):
 
     def _verified(self, result) -> None:
         self.busy = False
-        classes = self.dataset.classes
+        classes = self.class_names
         if result.status == "robust":
             self._say(f"robust at eps {result.eps:.4g}: every input within it keeps class "
                       f"{classes[int(self.net.predict(self.x))]} ({result.seconds:.1f} s)", "green")

@@ -33,7 +33,7 @@ from ..widgets.status import StatusLine
 from ..widgets.verification import VerificationTable
 from .compare import CompareScreen
 from .confirm import ConfirmScreen
-from .inspector import InspectorScreen
+from .inspector import InspectorScreen, network_of, round_judge, round_subjects
 from .label import LabelScreen
 from .settings import SettingsScreen
 
@@ -442,12 +442,13 @@ class SessionScreen(Screen):
         """The inspector, its round's samples and network read off the UI thread."""
         try:
             synthetic = self._synthetic.get(record.round) or self.session.synthetic(record.round)
-            net = InspectorScreen.network_of(self.session, self.dataset, record.round - 1)
+            net = network_of(self.session, self.dataset, record.round - 1)
         except UserError as exc:  # a damaged round file
             self.app.call_from_thread(self.app.report, str(exc))
             return
-        self.app.call_from_thread(lambda: self.app.push_screen(
-            InspectorScreen(self.session, self.dataset, record, synthetic, position, net=net)))
+        subjects = round_subjects(self.session, self.dataset, record, synthetic)
+        judge = round_judge(self.session, self.dataset, record, net)
+        self.app.call_from_thread(lambda: self.app.push_screen(InspectorScreen(subjects, position, judge)))
 
     def action_label(self) -> None:
         """The labelling screen for the batch waiting for a person (the round goes on once it is labelled)."""
