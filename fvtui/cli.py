@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("name")
     delete.add_argument("--yes", action="store_true", help="do not ask")
 
+    from .oracles.command import add_parser as add_labels_parser
+
+    add_labels_parser(sub, shared)
+
     from .bench.command import add_parser as add_bench_parser
 
     add_bench_parser(sub, shared)
@@ -125,6 +129,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _new(store, args)
     if command == "resume":
         return _resume(store, args)
+    if command == "labels":
+        from .oracles.command import main as labels_main
+
+        return labels_main(store, args)
     if command == "bench":
         from .bench.command import main as bench_main
 
@@ -179,6 +187,9 @@ def _new(store, args: argparse.Namespace) -> int:
     from .data import dataset_for
 
     dataset = dataset_for(config, args.data_dir)  # before creating: bad data leaves no session behind
+    from .oracles import resolve_oracle
+
+    resolve_oracle(config, dataset)
     with open_cluster(args) as cluster:  # so is a cluster that cannot be used
         session = store.create(name, config)
         from .headless import run_headless

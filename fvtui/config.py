@@ -64,6 +64,7 @@ class SessionConfig:
     test: str = ""  # own data: the test image folder ("" = test/ beside train/, else a held-out sixth)
     image_size: str = ""  # own data: "HxW" to resize to ("" = the images' common size)
     channels: str = "auto"  # own data: "1", "3" or "auto"
+    oracle: str = "auto"  # who labels: "dataset", "human" or "auto" (human for unlabelled images)
     protocol: int = PROTOCOL
 
     @property

@@ -28,6 +28,7 @@ class Dataset:
     image_shape: tuple[int, ...]  # (h, w) or (h, w, 3), for previews and PNG export
     classes: tuple[str, ...]
     files: tuple[Path, ...] = ()  # own data: every file read, which a session fingerprints
+    train_files: tuple[Path, ...] = ()  # own image folders: the file of each training sample
 
     @property
     def num_features(self) -> int:
@@ -36,6 +37,17 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def unlabelled(self) -> bool:
+        """Training images without labels of their own: only a person can label them."""
+        from .own_data import UNLABELLED
+
+        return bool((self.train_y == UNLABELLED).any())
+
+    def image_file(self, index: int) -> Path | None:
+        """The file a training sample was read from (own image folders), else None."""
+        return self.train_files[index] if self.train_files else None
 
 
 def default_data_dir() -> Path:
@@ -59,7 +71,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, test: str = "
         x, y, tx, ty, shape, classes, files = load_own(name, test or None, parse_image_size(image_size),
                                                        None if channels == "auto" else int(channels))
         return Dataset(name, torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(tx), torch.from_numpy(ty),
-                       image_shape=shape, classes=classes, files=tuple(files))
+                       image_shape=shape, classes=classes, files=tuple(files),
+                       train_files=tuple(files[:len(x)]) if len(files) == len(x) + len(tx) else ())
     loaders = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "cifar10": "CIFAR10"}
     if name not in loaders:
         raise UserError(f"unknown dataset '{name}'; choose one of: {', '.join([*loaders, 'demo'])}")

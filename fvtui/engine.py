@@ -6,6 +6,11 @@ saved initial weights, so a resumed session replays an uninterrupted one exactly
 
 As in the authors' main.py, the initial labeled samples train only the initial network: a round
 trains on the samples queried so far plus every synthetic sample (unless `train_initial`).
+
+Labels come from an `Oracle`: the dataset's own, or a person's. A person labels the initial set
+(drawn at random, before any network exists) as the first batch, then each round's queried
+samples, seeing the model's guess, its probability and whether interval bounds already certify it;
+a sample they skip returns to the pool.
 """
 
 from __future__ import annotations
@@ -24,11 +29,11 @@ from . import model as nn_model
 from .augment import AUGMENTATIONS, AugmentContext, verifies
 from .data import Dataset
 from .errors import Cancelled, UserError
-from .events import (EventSink, Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleVerified,
-                     SamplesQueried)
-from .records import QueriedSample, RoundRecord, SampleVerification, SyntheticBatch
+from .events import (EventSink, LabelsWanted, Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted,
+                     SampleVerified, SamplesQueried)
+from .records import LabelRequest, QueriedSample, RoundRecord, SampleVerification, SyntheticBatch
 from .seeding import rng_for, seed_for
-from .store import Session, now
+from .store import LABELS_FILE, CorruptSession, Session, now
 from .strategies import STRATEGIES, SelectionContext
 
 # Small matrices: one thread is as fast as two, and two threads collapse (30x here) when the other
@@ -39,7 +44,7 @@ TORCH_THREADS = 1
 class Engine:
     def __init__(self, session: Session, dataset: Dataset, *, workers: int | None = None,
                  on_event: EventSink | None = None, cancel: threading.Event | None = None,
-                 solver_factory: Callable[[int | None], object] | None = None) -> None:
+                 solver_factory: Callable[[int | None], object] | None = None, oracle=None) -> None:
         if session.config.dataset != dataset.name:
             raise UserError(f"session '{session.name}' uses dataset '{session.config.dataset}', not '{dataset.name}'")
         self.session = session
@@ -52,6 +57,13 @@ class Engine:
         self._solver_factory = solver_factory
         torch.set_num_threads(TORCH_THREADS)
         self._check_data()
+        from .oracles import oracle_for
+
+        # The app hands in a person who waits at the screen; by default a person's labels stop the run.
+        self.oracle = oracle if oracle is not None else oracle_for(session, dataset, wait=False)
+        self.labels = self.data.train_y.clone()  # the dataset's labels, under every answer a person gave
+        for index, label in self.oracle.known().items():
+            self.labels[index] = label
         self._prepare()
 
     # -- state ---------------------------------------------------------------------------------
@@ -78,6 +90,7 @@ class Engine:
             if cfg.init_size >= n:
                 raise UserError(f"initial labeled size {cfg.init_size} must be below the {n} training samples")
             labeled = np.sort(rng_for(cfg.seed, 0, "initial").choice(n, cfg.init_size, replace=False))
+            labeled, _ = self._label(0, labeled, None)
             net = nn_model.new_model(self.data.num_features, cfg.hidden, self.data.num_classes,
                                      seed_for(cfg.seed, 0, "weights"), init=cfg.init)
             self._train(net, labeled, SyntheticBatch.empty(self.data.num_features), round_index=0)
@@ -88,6 +101,10 @@ class Engine:
         self.initial = initial
         self.labeled = np.concatenate([initial.labeled] + [self.session.queried_indices(r.round)
                                                            for r in self.session.rounds])
+        if (self.labels[self.labeled] < 0).any():  # a person's labels are only in the label journal
+            missing = int((self.labels[self.labeled] < 0).sum())
+            raise CorruptSession(f"{self.session.path / LABELS_FILE}: the labels of {missing} labelled samples are "
+                                 "missing (the file was deleted or edited)")
         self.synthetic = [self.session.synthetic(r.round) for r in self.session.rounds]
         self.model = self._load_model(len(self.session.rounds))
 
@@ -151,7 +168,10 @@ class Engine:
             queried = pool[selection.positions]
 
         with _Phase(self, r, "label", seconds):
-            labels = self.data.train_y[queried]
+            kept, labels = self._label(r, queried, self.model)
+            if kept.size < queried.size:  # skipped samples return to the pool
+                selection = selection.subset(np.isin(queried, kept))
+                queried = kept
             predicted = nn_model.predict(self.model, self.data.train_x[queried])
             labeled = np.concatenate([self.labeled, queried])
             picks = [QueriedSample(int(i), int(y), float(s), int(p))
@@ -162,7 +182,7 @@ class Engine:
             needs_solver = verifies(settings.augment)
             replay, save = {}, (lambda item, data: None)
             if needs_solver:
-                journal = self.session.journal(r, self._journal_key(r, settings, queried))
+                journal = self.session.journal(r, self._journal_key(r, settings, queried, labels))
                 state = journal.start()
                 replay, save = state.entries, journal.append
                 if state.entries or state.torn or state.foreign:
@@ -172,7 +192,7 @@ class Engine:
             result = AUGMENTATIONS[settings.augment](AugmentContext(
                 model=self.model, x=self.data.train_x[queried], y=labels, source=queried, selection=selection,
                 settings=settings, solver=self.solver if needs_solver else None, cancel=self.cancel,
-                on_sample=self._progress_reporter(r, settings.query_size), legacy=cfg.legacy,
+                on_sample=self._progress_reporter(r, queried.size), legacy=cfg.legacy,
                 replay=replay, save=save,
             ))
 
@@ -197,15 +217,40 @@ class Engine:
         self.emit(RoundFinished(record))
         return record
 
-    def _journal_key(self, r: int, settings, queried: np.ndarray) -> str:
+    def _label(self, r: int, indices: np.ndarray, model: nn_model.MLP | None) -> tuple[np.ndarray, torch.Tensor]:
+        """Ask the oracle for these samples' labels: (the samples kept, in order; their labels). A person is
+        shown the model's guesses (none before the initial network) and is waited for."""
+        request = LabelRequest(r, tuple(int(i) for i in indices))
+        if self.oracle.person and model is not None:
+            from .verify.interval import certified
+
+            x = self.data.train_x[indices]
+            probabilities = torch.softmax(nn_model.logits(model, x), dim=1)
+            confidence, predicted = probabilities.max(dim=1)
+            eps = self.session.settings.eps_start
+            request = LabelRequest(r, request.indices, tuple(predicted.tolist()),
+                                   tuple(round(float(c), 6) for c in confidence),
+                                   tuple(bool(c) for c in certified(nn_model.to_network(model), x.numpy(), eps)), eps)
+        pending = self.oracle.ask(request)
+        if pending:
+            self.emit(LabelsWanted(request, pending))
+        answers = self.oracle.answers(request, self.cancel)
+        kept = np.array([i for i in request.indices if i in answers], dtype=np.int64)
+        self.labels[kept] = torch.tensor([answers[int(i)] for i in kept], dtype=torch.int64)
+        return kept, self.labels[kept]
+
+    def _journal_key(self, r: int, settings, queried: np.ndarray, labels: torch.Tensor) -> str:
         """What a round's work depends on: its journal reuses entries only under the same key (the target
-        number of rounds is left out: raising it on resume changes nothing in this round)."""
-        config = {k: v for k, v in self.session.config.to_dict().items() if k != "rounds"}
+        number of rounds is left out: raising it on resume changes nothing in this round; so is the oracle
+        setting, and a person's labels, which the synthetic samples carry, are hashed instead)."""
+        config = {k: v for k, v in self.session.config.to_dict().items() if k not in ("rounds", "oracle")}
         digest = hashlib.sha256(json.dumps([r, dataclasses.asdict(settings), config], sort_keys=True).encode())
         for name, value in sorted(nn_model.state_to_numpy(self.model).items()):
             digest.update(name.encode())
             digest.update(value.tobytes())
         digest.update(np.asarray(queried, np.int64).tobytes())
+        if self.oracle.person:
+            digest.update(labels.numpy().astype(np.int64).tobytes())
         return digest.hexdigest()[:32]
 
     def _trained_on(self, labeled: np.ndarray | None = None) -> np.ndarray:
@@ -218,7 +263,7 @@ class Engine:
     def _train(self, net: nn_model.MLP, labeled: np.ndarray, synthetic: SyntheticBatch, round_index: int):
         cfg = self.session.config
         x = torch.cat([self.data.train_x[labeled], torch.from_numpy(synthetic.x)])
-        y = torch.cat([self.data.train_y[labeled], torch.from_numpy(synthetic.y)])
+        y = torch.cat([self.labels[labeled], torch.from_numpy(synthetic.y)])
         return nn_model.train(net, x, y, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                               seed=seed_for(cfg.seed, round_index, "train"), adam_eps=cfg.adam_eps)
 

@@ -12,5 +12,6 @@ class Cancelled(Exception):
 
 
 EXIT_CODES = ("exit codes: 0 done; 1 a benchmark session failed, or a deletion was declined; 2 a mistake in what "
-              "was asked (unknown name, out-of-range value, missing data or session), nothing saved was changed; "
+              "was asked (unknown name, out-of-range value, missing data or session), nothing saved was changed, or "
+              "samples wait for a person's labels; "
               "130 interrupted (finished rounds and saved samples are kept)")

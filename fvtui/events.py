@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from .config import RoundSettings
-from .records import QueriedSample, RoundRecord, SampleVerification
+from .records import LabelRequest, QueriedSample, RoundRecord, SampleVerification
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,14 @@ class SamplesQueried:
 
 
 @dataclass(frozen=True)
+class LabelsWanted:
+    """A person's labels are needed for these samples (the round waits in its label phase)."""
+
+    request: LabelRequest
+    pending: int
+
+
+@dataclass(frozen=True)
 class SampleVerified:
     round: int
     position: int  # row in the round's queried list
@@ -57,5 +65,5 @@ class Log:
     level: str = "info"  # 'info', 'warning' or 'error'
 
 
-Event = Union[RoundStarted, PhaseStarted, PhaseProgress, SamplesQueried, SampleVerified, RoundFinished, Log]
+Event = Union[RoundStarted, PhaseStarted, PhaseProgress, SamplesQueried, LabelsWanted, SampleVerified, RoundFinished, Log]
 EventSink = Callable[[Event], None]

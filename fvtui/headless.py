@@ -16,6 +16,7 @@ from .engine import Engine
 from .errors import Cancelled
 from .events import Event, Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted
 from .metrics import aubc
+from .oracles import LabelsPending
 from .records import RoundRecord
 from .store import Session
 
@@ -71,7 +72,8 @@ def run_headless(session: Session, dataset: Dataset, workers: int | None = None,
                  solver_factory: Callable[[int | None], object] | None = None) -> int:
     """Run to the session's target, its solver from `solver_factory` (by default a local SolverPool). A first
     Ctrl-C, SIGTERM or hang-up stops after cleanup (the round in progress is discarded, finished rounds are
-    kept); a second one stops at once."""
+    kept); a second one stops at once. A batch waiting for a person's labels stops the run with exit code 2
+    and says how to give them."""
     console = Console(file=sys.stdout, highlight=False)
     cancel = threading.Event()
     printer = _Printer(session, console)
@@ -92,6 +94,10 @@ def run_headless(session: Session, dataset: Dataset, workers: int | None = None,
             engine.run(should_pause=cancel.is_set)
     except Cancelled:
         pass
+    except LabelsPending as waiting:  # a person's turn: not an error, but the run cannot go on
+        printer.stop()
+        console.print(f"session {session.name} stops for labels: {waiting}", highlight=False, soft_wrap=True)
+        return waiting.exit_code
     finally:
         printer.stop()
         for s, handler in previous.items():

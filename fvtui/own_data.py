@@ -3,8 +3,10 @@
 Images are brought to one shape (the most common size unless --image-size says otherwise; mixed
 sizes without it are refused) and scaled to [0, 1]; class names are the folder names. Without a
 test set (--test, or train/ and test/ subfolders) every sixth image of each class, by file name,
-is held out for measuring accuracy. A session records a fingerprint of every file it read, so a
-resumed session refuses data that changed since and names the files.
+is held out for measuring accuracy. A folder of images with no class folders is unlabelled: its
+labels come from a person (the human oracle), its classes and accuracy from the --test folder, and
+its labels are UNLABELLED (-1) until given. A session records a fingerprint of every file it read,
+so a resumed session refuses data that changed since and names the files.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .errors import UserError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 HOLD_OUT_EVERY = 6
+UNLABELLED = -1  # the label of a training image no one has labelled yet
 
 
 def is_own_data(name: str) -> bool:
@@ -55,13 +58,22 @@ def load_own(path: str, test: str | None = None, image_size: tuple[int, int] | N
         raise UserError(f"dataset {root} is neither a folder of images nor an .npz file")
     if test is None and (root / "train").is_dir() and (root / "test").is_dir():
         root, test = root / "train", str(root / "test")
-    classes, files, labels = _scan(root)
-    if test is not None:
+    loose = _loose_images(root)
+    if loose and not _class_folders(root):
+        if test is None:
+            raise UserError(f"{root} holds images but no class folders: unlabelled images need --test FOLDER, "
+                            "a labelled image folder (one subfolder per class) that gives the classes a person "
+                            "labels with and measures accuracy")
+        classes, test_files, test_labels = _scan(Path(test).expanduser())
+        files, labels = loose, np.full(len(loose), UNLABELLED, np.int64)
+    elif test is not None:
+        classes, files, labels = _scan(root)
         test_classes, test_files, test_labels = _scan(Path(test).expanduser())
         if test_classes != classes:
             raise UserError(f"the test set's classes ({', '.join(test_classes)}) differ from the training classes "
                             f"({', '.join(classes)})")
     else:
+        classes, files, labels = _scan(root)
         held = np.zeros(len(files), bool)
         for c in range(len(classes)):
             mine = np.flatnonzero(labels == c)
@@ -101,12 +113,11 @@ def compare(recorded: dict[str, str], now: dict[str, str]) -> str | None:
 def _scan(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
     if not root.is_dir():
         raise UserError(f"{root} is not a folder")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    loose = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    folders = _class_folders(root)
     if not folders:
-        if loose:
-            raise UserError(f"{root} holds images but no class folders: give one subfolder per class "
-                            "(unlabelled images need a person as the oracle, which fvtui does not offer yet)")
+        if _loose_images(root):
+            raise UserError(f"{root} holds images but no class folders: a labelled set needs one subfolder per "
+                            "class")
         raise UserError(f"{root} is empty: give one subfolder of images per class")
     files, labels = [], []
     for c, folder in enumerate(folders):
@@ -118,6 +129,14 @@ def _scan(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
     if len(folders) < 2:
         raise UserError(f"{root} has one class folder ({folders[0].name}); a classifier needs at least two")
     return [f.name for f in folders], files, np.asarray(labels, np.int64)
+
+
+def _class_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _loose_images(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _open(path: Path):

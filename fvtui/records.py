@@ -116,3 +116,27 @@ class RoundRecord:
         data["verification"] = [SampleVerification(**v) for v in data["verification"]]
         data["queries"] = QueryCounts(**data["queries"])
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class LabelRequest:
+    """One labelling batch: a round's queried samples (round 0: the initial labelled set, drawn at random)."""
+
+    round: int
+    indices: tuple[int, ...]  # dataset indices, in the order queried
+    predicted: tuple[int, ...] = ()  # the model's guess of each (empty before the initial network exists)
+    confidence: tuple[float, ...] = ()  # its softmax probability
+    certified: tuple[bool, ...] = ()  # the guess is certified robust at `eps` (interval bounds): a hint only
+    eps: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"round": self.round, "indices": list(self.indices), "predicted": list(self.predicted),
+                "confidence": list(self.confidence), "certified": list(self.certified), "eps": self.eps}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LabelRequest":
+        return cls(int(data["round"]), tuple(data["indices"]), tuple(data["predicted"]), tuple(data["confidence"]),
+                   tuple(data["certified"]), float(data["eps"]))
+
+    def batch_name(self) -> str:
+        return "the initial labelled set" if self.round == 0 else f"round {self.round}"

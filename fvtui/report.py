@@ -51,7 +51,8 @@ def session_json(session: Session) -> dict[str, Any]:
         # A timed-out query cut its sample's search short: on a less loaded machine the same seed can
         # find more counterexamples, so these results depend on the wall clock.
         "timed_out_queries": sum(r.queries.timeout for r in session.rounds),
-        "in_progress": {"round": len(session.rounds) + 1, "saved_samples": session.journal_progress()},
+        "in_progress": {"round": len(session.rounds) + 1, "saved_samples": session.journal_progress(),
+                        "waiting_for_labels": _waiting_for_labels(session)},
         "rounds": [{
             "round": r.round, "labeled": r.labeled, "synthetic": r.synthetic, "new_synthetic": r.new_synthetic,
             "test_accuracy": r.test_accuracy, "seconds": r.seconds,
@@ -92,7 +93,17 @@ def print_show(store: SessionStore, name: str, as_json: bool) -> int:
     if progress["saved_samples"]:
         console.print(f"round {progress['round']} in progress: {progress['saved_samples']} samples verified and "
                       "saved; resuming reuses them")
+    if progress["waiting_for_labels"]:
+        console.print(f"[yellow]{progress['waiting_for_labels']} samples wait for your labels: fvtui labels {name} "
+                      f"--export queries.csv, or label them in the app (fvtui resume {name})[/]")
     return 0
+
+
+def _waiting_for_labels(session: Session) -> int:
+    """Samples of the batch asked last that no one has labelled or skipped (0 when the dataset labels)."""
+    from .oracles import LabelBook
+
+    return len(LabelBook(session.label_journal().read()).pending())
 
 
 def export(store: SessionStore, name: str, out: str, data_dir: str | None) -> int:

@@ -148,6 +148,9 @@ SETTINGS: tuple[Setting, ...] = (
             "their common size)", check_text=lambda text: _image_size(text)),
     Setting("channels", "session", "choice", "channels", "own data: 1 (grey) or 3 (colour); auto follows the images",
             choices=lambda: ("auto", "1", "3")),
+    Setting("oracle", "session", "choice", "oracle", "who labels the queried samples: the dataset's own labels, or "
+            "a person (the app's labelling screen, or fvtui labels --export/--import); auto is human for unlabelled "
+            "images, else dataset", choices=lambda: ("auto", "dataset", "human")),
     Setting("strategy", "round", "choice", "strategy", "query strategy", choices=_strategies),
     Setting("augment", "round", "choice", "augmentation", "synthetic samples per queried sample",
             choices=_augmentations),

@@ -2,8 +2,10 @@
 
 A round is committed by building it in a temporary folder and renaming it into place, so after a
 crash it is either wholly there or absent. While a round runs, each sample's finished search is
-appended to the round's journal and fsynced, so a crash loses only the samples in flight. Every JSON file carries a checksum of its content and
-names the checksums of its array files, so truncated or edited files are reported, never trusted.
+appended to the round's journal and fsynced, so a crash loses only the samples in flight; a
+person's labels go to the session's label journal the same way, each the moment it is given.
+Every JSON file carries a checksum of its content and names the checksums of its array files, so
+truncated or edited files are reported, never trusted.
 One process writes a session at a time (an flock the kernel drops when the process dies, so a
 killed run never leaves a lock behind).
 """
@@ -33,6 +35,7 @@ from .records import RoundRecord, SyntheticBatch
 
 FORMAT = 1
 JOURNAL_DIR = "journal"
+LABELS_FILE = "labels.jsonl"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -78,47 +81,87 @@ class RoundJournal:
         self.path, self.key = path, key
 
     def read(self) -> JournalState:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return JournalState({})
-        except OSError as exc:
-            raise CorruptSession(f"{self.path}: cannot be read ({exc.strerror})") from None
-        state = JournalState({})
-        lines = raw.split(b"\n")
-        state.torn += bool(lines[-1])  # no newline yet: the write was cut short
-        for line in lines[:-1]:
-            entry = _journal_entry(line)
-            if entry is None:
-                state.torn += 1
-            elif entry["key"] != self.key:
+        entries, torn = _read_lines(self.path)
+        state = JournalState({}, torn)
+        for entry in entries:
+            if entry["key"] != self.key:
                 state.foreign += 1
             else:
                 state.entries[entry["item"]] = entry["data"]
         return state
 
     def append(self, item: str, data: dict[str, Any]) -> None:
-        body = {"key": self.key, "item": item, "data": data}
-        line = json.dumps({**body, "sha256": _digest(_canonical(body))}, separators=(",", ":")).encode() + b"\n"
-        try:
-            self.path.parent.mkdir(exist_ok=True)
-            with open(self.path, "ab") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:
-            raise UserError(f"cannot save {self.path}: {exc.strerror or exc}; the last saved round and every "
-                            "sample saved before this one are intact") from None
+        _append_line(self.path, {"key": self.key, "item": item, "data": data}, "every sample saved before this one")
 
     def start(self) -> JournalState:
         """What a resumed round can reuse; a torn last line is cut off so that appends stay whole."""
         state = self.read()
-        if state.torn and self.path.exists():
-            raw = self.path.read_bytes()
-            keep = raw[:raw.rfind(b"\n") + 1]
-            if keep != raw:
-                _write_atomic(self.path, keep)
+        if state.torn:
+            _cut_torn_tail(self.path)
         return state
+
+
+class LabelJournal:
+    """Every labelling action of a person (ask, label, skip, undo), one checksummed JSON line each,
+    fsynced the moment it is given, so a quit or crash loses no label typed. Unlike a round's
+    journal it is never deleted: it is where a person's labels live."""
+
+    def __init__(self, path: Path, writable: bool) -> None:
+        self.path, self.writable = path, writable
+
+    def read(self) -> list[dict[str, Any]]:
+        """The actions in the order given (a torn line, cut short by a crash, is dropped)."""
+        entries, torn = _read_lines(self.path)
+        if torn and self.writable:
+            _cut_torn_tail(self.path)
+        return entries
+
+    def append(self, action: dict[str, Any]) -> None:
+        if not self.writable:
+            raise RuntimeError(f"{self.path} is open read-only")
+        _append_line(self.path, action, "every label given before this one")
+
+
+def _read_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """A journal's whole, checksummed lines in order, and how many lines were torn or damaged."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return [], 0
+    except OSError as exc:
+        raise CorruptSession(f"{path}: cannot be read ({exc.strerror})") from None
+    lines = raw.split(b"\n")
+    torn = int(bool(lines[-1]))  # no newline yet: the write was cut short
+    entries = []
+    for line in lines[:-1]:
+        entry = _journal_entry(line)
+        if entry is None:
+            torn += 1
+        else:
+            entries.append(entry)
+    return entries, torn
+
+
+def _append_line(path: Path, body: dict[str, Any], kept: str) -> None:
+    line = json.dumps({**body, "sha256": _digest(_canonical(body))}, separators=(",", ":")).encode() + b"\n"
+    try:
+        path.parent.mkdir(exist_ok=True)
+        with open(path, "ab") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise UserError(f"cannot save {path}: {exc.strerror or exc}; the last saved round and {kept} are "
+                        "intact") from None
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Drop a last line cut short, so that the next append starts a whole line."""
+    if path.exists():
+        raw = path.read_bytes()
+        keep = raw[:raw.rfind(b"\n") + 1]
+        if keep != raw:
+            _write_atomic(path, keep)
 
 
 def _journal_entry(line: bytes) -> dict[str, Any] | None:
@@ -307,6 +350,10 @@ class Session:
         """Samples of the next round already verified and saved (whatever they were made with)."""
         state = RoundJournal(self._journal_path(len(self.rounds) + 1), "").read()
         return len(state.entries) + state.foreign
+
+    def label_journal(self) -> LabelJournal:
+        """The labels a person gave this session (read-only unless the session is open for writing)."""
+        return LabelJournal(self.path / LABELS_FILE, self.writable)
 
     def _journal_path(self, round_index: int) -> Path:
         return self.path / JOURNAL_DIR / f"{round_index:04d}.jsonl"

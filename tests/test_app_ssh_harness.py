@@ -21,6 +21,7 @@ from ssh_harness import Desktop, find_picture, missing
 from test_app_support import finished_session
 
 from fvtui.app import images, sixel
+from fvtui.pictures import to_pil
 from fvtui.store import SessionStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,7 +102,7 @@ def test_sixel_over_a_slow_ssh_link(desktop, tmp_path, demo):
     wait_quiet(desktop.proxy, at_least=20000)
     time.sleep(1.0)
     screen = desktop.screenshot()
-    picture = images.to_pil(demo.train_x[first].numpy(), demo.image_shape).convert("RGB")
+    picture = to_pil(demo.train_x[first].numpy(), demo.image_shape).convert("RGB")
     expected = np.asarray(sixel.scale_nearest(picture, 28 * CELL[0], 14 * CELL[1])).astype(np.int16)
     found = find_picture(screen, expected, CELL)
     if found is None or found[2]:

@@ -24,6 +24,7 @@ from fvtui.app.app import FvtuiApp, make_app
 from fvtui.app.images import ReplyFilter, Terminal, TerminalImage
 from fvtui.app.widgets.previews import PreviewCard
 from fvtui.errors import UserError
+from fvtui.pictures import to_pil
 
 
 # -- a Sixel decoder, written from the protocol (DEC STD 070), independent of the encoder ---------
@@ -79,7 +80,7 @@ def test_sixel_round_trip_is_exact_for_grey(size):
 def test_sixel_round_trip_of_a_scaled_sample_is_exact(demo):
     """A demo sample as the app draws it: 28 x 28 enlarged to 28 x 14 cells of 10 x 20 pixels."""
     x = demo.train_x[7].numpy()
-    picture = images.to_pil(x, demo.image_shape)
+    picture = to_pil(x, demo.image_shape)
     scaled = sixel.scale_nearest(picture.convert("RGB"), 280, 280)
     decoded = decode(sixel.encode(scaled))
     assert np.array_equal(decoded, expected(scaled))
@@ -322,7 +323,7 @@ class OnePicture(App):
 
 async def test_sixel_widget_draws_in_place_and_leaves_the_cursor_on_its_last_row(demo, monkeypatch):
     monkeypatch.setattr(images, "_terminal", Terminal("sixel", (10, 20), "test"))
-    picture = images.to_pil(demo.train_x[3].numpy(), demo.image_shape)
+    picture = to_pil(demo.train_x[3].numpy(), demo.image_shape)
     app = OnePicture(picture)
     async with app.run_test(size=(60, 20)) as pilot:
         await pilot.pause(0.2)
@@ -343,7 +344,7 @@ async def test_other_modes_draw_and_send_a_picture_once(demo, monkeypatch, mode)
     monkeypatch.setattr(images, "_terminal", Terminal(mode, (10, 20), "test"))
     kitty_out = io.StringIO()  # textual-image's Kitty renderable writes its upload to sys.__stdout__
     monkeypatch.setattr(sys, "__stdout__", kitty_out)
-    picture = images.to_pil(demo.train_x[3].numpy(), demo.image_shape)
+    picture = to_pil(demo.train_x[3].numpy(), demo.image_shape)
     app = OnePicture(picture)
     async with app.run_test(size=(60, 20)) as pilot:
         await pilot.pause(0.2)

@@ -251,8 +251,11 @@ def _discard_question(screen: SessionScreen, quitting: bool = False) -> str:
     session = screen.session
     done = len(session.rounds) if session is not None else 0
     verb = "Quit" if quitting else "Leave the session"
+    oracle = screen.runner.oracle
+    labels = (f" Every label you gave ({len(oracle.known())}) is saved." if oracle is not None and oracle.person
+              else "")
     return (f"{verb} while round {done + 1} runs? {kept_of_round(session)}; the {done} finished rounds are "
-            f"kept (fvtui resume {screen.runner.name} continues).")
+            f"kept (fvtui resume {screen.runner.name} continues).{labels}")
 
 
 def kept_of_round(session: Session | None) -> str:

@@ -265,12 +265,6 @@ def _reply_state(text: str) -> str:
 
 
 # -- the widget ----------------------------------------------------------------------------------
-def to_pil(x: np.ndarray, shape: tuple[int, ...]) -> PILImage.Image:
-    """A flat sample in [0, 1] (channels last) as an 8-bit picture."""
-    pixels = (np.clip(np.asarray(x, np.float64).reshape(shape), 0, 1) * 255).round().astype(np.uint8)
-    return PILImage.fromarray(pixels, "RGB" if len(shape) == 3 else "L")
-
-
 def amplified_difference(original: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, float]:
     """|other - original| scaled so its largest pixel is white, and the factor used (1 when equal)."""
     diff = np.abs(np.asarray(other, np.float64) - np.asarray(original, np.float64))

@@ -84,6 +84,7 @@ class Runner:
         self.pause_requested = False
         self.quitting = False
         self.state = ""
+        self.oracle = None  # the session's oracle once the engine runs: a person answers it from the UI thread
 
     @property
     def name(self) -> str:
@@ -137,6 +138,9 @@ class Runner:
         try:
             self._state("loading")
             dataset = self.loader(self.config, self.data_dir)
+            from ..oracles import oracle_for, resolve_oracle
+
+            resolve_oracle(self.config, dataset)
             if self.session is None:  # created only now, so bad data leaves nothing behind
                 self.session = self.store.create(self.new_name, self.new_config)
             self._post(Loaded(self.session, dataset))
@@ -146,8 +150,9 @@ class Runner:
             from ..engine import Engine
 
             self._state("starting")
+            self.oracle = oracle_for(self.session, dataset, wait=True)  # a person labels on the labelling screen
             with Engine(self.session, dataset, workers=self.workers, on_event=self._emit, cancel=self.cancel,
-                        solver_factory=self.solver_factory) as engine:
+                        solver_factory=self.solver_factory, oracle=self.oracle) as engine:
                 self._loop(engine)
         except Cancelled:
             pass

@@ -25,8 +25,9 @@ from .methods import Method, paper_methods, parse_method, parse_methods, parse_s
 
 BENCH_FILE = "bench.json"
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
-# Engine flags of `fvtui bench`: every setting but those that make a benchmark's methods and seeds.
-ENGINE_SETTINGS = tuple(s for s in SETTINGS if s.name not in ("seed", "strategy", "augment"))
+# Engine flags of `fvtui bench`: every setting but those that make a benchmark's methods and seeds, and
+# the oracle (a benchmark's labels are its dataset's: no one waits at a labelling screen for it).
+ENGINE_SETTINGS = tuple(s for s in SETTINGS if s.name not in ("seed", "strategy", "augment", "oracle"))
 NOT_COMPARED = ("dataset", "seed", "rounds", "strategy", "augment")
 
 

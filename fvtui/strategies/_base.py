@@ -47,6 +47,12 @@ class Selection:
         return Selection(self.positions, self.scores,
                          Anchor(kind, x.numpy()[rows], size.numpy()[rows], present.numpy()[rows]))
 
+    def subset(self, keep: np.ndarray) -> "Selection":
+        """The chosen rows `keep` (a mask) marks: what is left once a person skipped some."""
+        a = self.anchor
+        return Selection(self.positions[keep], self.scores[keep],
+                         None if a is None else Anchor(a.kind, a.x[keep], a.size[keep], a.present[keep]))
+
 
 Strategy = Callable[[SelectionContext, int], Selection]
 STRATEGIES: Registry[Strategy] = Registry("strategy")

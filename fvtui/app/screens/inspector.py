@@ -26,9 +26,10 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, Static
 
 from ...errors import Cancelled
+from ...pictures import to_pil
 from ...records import RoundRecord, SyntheticBatch
 from ...store import Session
-from ..images import TerminalImage, amplified_difference, cell_size, to_pil
+from ..images import TerminalImage, amplified_difference, cell_size
 from ..widgets.footer import Footer
 
 FIXED_ROWS = 13  # title, captions, detail, probabilities, the verify line, footer

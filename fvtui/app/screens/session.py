@@ -20,7 +20,8 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static, Tab, Tabs
 
 from ...errors import UserError
-from ...events import Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleVerified, SamplesQueried
+from ...events import (LabelsWanted, Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleVerified,
+                       SamplesQueried)
 from ...metrics import aubc
 from ...records import QueriedSample, RoundRecord, SampleVerification, SyntheticBatch
 from ..runner import EngineEvent, Failed, Loaded, Runner, StateChanged
@@ -33,6 +34,7 @@ from ..widgets.verification import VerificationTable
 from .compare import CompareScreen
 from .confirm import ConfirmScreen
 from .inspector import InspectorScreen, network_of, round_judge, round_subjects
+from .label import LabelScreen
 from .settings import SettingsScreen
 
 WIDE = (140, 40)
@@ -59,6 +61,7 @@ class SessionScreen(Screen):
         Binding("e", "edit", "Budget"),
         Binding("i", "inspect", "Inspect"),
         Binding("c", "compare", "Compare"),
+        Binding("l", "label", "Label"),
         Binding("b", "back", "Sessions"),
         # Shown in the samples and table titles rather than the footer, which 80 columns cannot hold.
         Binding("left_square_bracket", "round(-1)", "Previous round", key_display="[", show=False),
@@ -82,6 +85,7 @@ class SessionScreen(Screen):
         self._verified: dict[int, SampleVerification] = {}  # its searches so far, by position
         self._verifying = 0  # the running round, once its fv searches have started
         self._after_close: Callable[[], None] | None = None
+        self._wanted = None  # the batch waiting for a person's labels (LabelsWanted.request)
 
     # -- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -157,6 +161,10 @@ class SessionScreen(Screen):
             status.set_state(message.state)
         status.pausing = self.runner.pause_requested
         self.refresh_bindings()
+        if message.state not in ("starting", "running"):  # no round waits for labels any more
+            self._wanted = None
+            if isinstance(self.app.screen, LabelScreen):
+                self.app.screen.dismiss()
         if message.state in ("paused", "stopped", "finished"):
             done = len(self.session.rounds) if self.session else 0
             self._queried, self._verified, self._verifying = {}, {}, 0
@@ -201,6 +209,12 @@ class SessionScreen(Screen):
                 self.log_panel.add(f"round {event.round} sample {event.position + 1} (#{event.record.source}): "
                                    f"{event.record.status} at eps {event.record.eps:.3f}"
                                    + (f": {event.record.message}" if event.record.message else ""), "warning")
+        elif isinstance(event, LabelsWanted):
+            self._wanted = event.request
+            self.refresh_bindings()
+            self.log_panel.add(f"{event.pending} samples of {event.request.batch_name()} wait for your labels "
+                               "(l opens the labelling screen)", "warning")
+            self.action_label()
         elif isinstance(event, RoundFinished):
             self._round_finished(event.record)
         elif isinstance(event, Log):
@@ -297,8 +311,9 @@ class SessionScreen(Screen):
         self._title_table(f"round {round_index} · {record.settings.strategy}+{augment} · {note}")
 
     def _fill_table(self, record: RoundRecord, synthetic: SyntheticBatch) -> None:
-        if self.shown_round == record.round:  # unless another round came on show meanwhile
-            self.query_one(VerificationTable).show_round(record, synthetic, self.dataset.classes)
+        tables = self.query(VerificationTable)  # none once the screen is being torn down (the app quits)
+        if self.shown_round == record.round and tables:  # unless another round came on show meanwhile
+            tables.first().show_round(record, synthetic, self.dataset.classes)
 
     def _show_live_table(self) -> None:
         table, round_index = self.query_one(VerificationTable), self._verifying
@@ -331,6 +346,8 @@ class SessionScreen(Screen):
             return self.runner.busy
         if action == "edit":
             return True if self.session is not None and self.session.writable and state != "closed" else None
+        if action == "label":
+            return self._wanted is not None
         return True
 
     def action_pause(self) -> None:
@@ -432,6 +449,15 @@ class SessionScreen(Screen):
         subjects = round_subjects(self.session, self.dataset, record, synthetic)
         judge = round_judge(self.session, self.dataset, record, net)
         self.app.call_from_thread(lambda: self.app.push_screen(InspectorScreen(subjects, position, judge)))
+
+    def action_label(self) -> None:
+        """The labelling screen for the batch waiting for a person (the round goes on once it is labelled)."""
+        oracle = self.runner.oracle
+        if self._wanted is None or oracle is None or oracle.done:
+            self.notify("no samples wait for labels")
+            return
+        if not isinstance(self.app.screen, LabelScreen):
+            self.app.push_screen(LabelScreen(oracle, self.dataset, self._wanted))
 
     def action_compare(self) -> None:
         if self.session is None:

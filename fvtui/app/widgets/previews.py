@@ -13,7 +13,8 @@ from textual.containers import Grid, Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from ..images import TerminalImage, cell_size, to_pil
+from ...pictures import to_pil
+from ..images import TerminalImage, cell_size
 
 PAGE = 10
 IMAGE_WIDTH = 28
