@@ -31,6 +31,21 @@ def missing() -> list[str]:
     return sorted(absent)
 
 
+def read_xwd(data: bytes) -> np.ndarray:
+    """An X window dump of a TrueColor screen (what xwd writes for Xvfb) as (H, W, 3) uint8: no
+    ImageMagick needed (a `convert` on PATH may be something else)."""
+    header = np.frombuffer(data[:100], ">u4")
+    size, width, height, byte_order = int(header[0]), int(header[4]), int(header[5]), int(header[7])
+    bits, stride, masks, colours = int(header[11]), int(header[12]), header[14:17], int(header[19])
+    if bits != 32:
+        raise ValueError(f"xwd: {bits} bits per pixel, only 32 read here")
+    start = size + 12 * colours
+    rows = np.frombuffer(data[start:start + stride * height], "<u4" if byte_order == 0 else ">u4")
+    pixels = rows.reshape(height, stride // 4)[:, :width]
+    channels = [(pixels & int(m)) >> (int(m) & -int(m)).bit_length() - 1 for m in masks]
+    return np.stack(channels, axis=-1).astype(np.uint8)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -193,13 +208,12 @@ class Desktop:
         from PIL import Image
 
         env = {**os.environ, "DISPLAY": self.display}
-        out = self.tmp / "screen.png"
-        if shutil.which("import"):
-            subprocess.run(["import", "-window", "root", str(out)], env=env, check=True)
-        else:
+        if shutil.which("xwd"):
             xwd = self.tmp / "screen.xwd"
             subprocess.run(["xwd", "-root", "-silent", "-out", str(xwd)], env=env, check=True)
-            subprocess.run(["convert", str(xwd), str(out)], check=True)
+            return read_xwd(xwd.read_bytes())
+        out = self.tmp / "screen.png"
+        subprocess.run(["import", "-window", "root", str(out)], env=env, check=True)
         return np.asarray(Image.open(out).convert("RGB"))
 
     def close(self) -> None:
