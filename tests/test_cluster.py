@@ -321,8 +321,8 @@ def test_addresses_that_are_not_clusters_are_refused(tmp_path, capsys):
         port = s.getsockname()[1]
     started = time.monotonic()
     refused(cli(capsys, sessions, "new", *FLAGS, "--headless", "--cluster", f"tcp://127.0.0.1:{port}"), sessions,
-            f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port} within 10 s")
-    assert time.monotonic() - started < 15
+            f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: nothing listens on port {port}")
+    assert time.monotonic() - started < 10
 
 
 def test_workers_of_another_install_are_refused(tmp_path, dask_cluster, capsys):

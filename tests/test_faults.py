@@ -152,7 +152,7 @@ def test_sigkill_at_random_moments_loses_no_finished_work(tmp_path, reference, c
                          env={"FVTUI_KILL_AT_APPEND": str(rng.randint(1, 5)), "PYTHONUNBUFFERED": "1"})
             before = fingerprint(tmp_path, name) if resume else []
             try:
-                proc.wait(timeout=(None if script else rng.uniform(1.5, 5.0)))
+                proc.wait(timeout=(None if script else rng.uniform(1.5, 3.5)))
                 # a targeted resume with nothing left to save or verify ends by itself
                 finished_by_itself = not script or proc.returncode == 0
             except subprocess.TimeoutExpired:

@@ -149,6 +149,24 @@ class SessionTask:
         pass  # a cancelled task's worker stops the session on its own
 
 
+def _reachable(text: str, scheduler: str) -> None:
+    """A port that refuses the connection is said at once (Dask's client retries it for the whole timeout)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(scheduler)
+    if where.scheme != "tcp" or where.hostname is None or where.port is None:
+        return  # other transports: left to Dask
+    try:
+        socket.create_connection((where.hostname, where.port), timeout=CONNECT_TIMEOUT).close()
+    except ConnectionRefusedError:
+        raise UserError(f"cannot reach the Dask scheduler at {text}: nothing listens on port {where.port} of "
+                        f"{where.hostname}; start one with `dask scheduler`, or check the address") from None
+    except OSError as exc:
+        raise UserError(f"cannot reach the Dask scheduler at {text} within {CONNECT_TIMEOUT:.0f} s ({exc}); "
+                        "start one with `dask scheduler`, or check the address") from None
+
+
 def open_cluster(text: str, sessions: Path | None = None) -> Cluster:
     """Connect to (or start) the cluster `text` and check its workers; UserError with one line if it cannot be used."""
     address = parse_address(text)
@@ -168,6 +186,7 @@ def open_cluster(text: str, sessions: Path | None = None) -> Cluster:
             raise UserError(f"cannot start a local Dask cluster of {address.local_workers} workers: "
                             f"{type(exc).__name__}: {exc}") from None
     else:
+        _reachable(text, address.scheduler)
         try:
             client = Client(address.scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
