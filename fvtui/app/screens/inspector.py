@@ -65,7 +65,7 @@ class Judge:
     timeout: float  # seconds per solver query
 
 
-def round_subjects(session: Session, dataset, record: RoundRecord, synthetic: SyntheticBatch) -> list[Subject]:
+def round_subjects(dataset, record: RoundRecord, synthetic: SyntheticBatch) -> list[Subject]:
     """A round's queried samples with the synthetic samples each one got."""
     subjects = []
     s, n = record.settings, len(record.queried)
@@ -154,6 +154,9 @@ class InspectorScreen(Screen):
 
     def on_mount(self) -> None:
         self._fit_images()
+        self._show_subject()
+
+    def _show_subject(self) -> None:
         self.query_one("#image-original", TerminalImage).image = to_pil(self.x, self.shape)
         self._show_title()
         self._show_candidate()
@@ -243,11 +246,8 @@ class InspectorScreen(Screen):
             self._say("the solver is still busy with this sample (escape stops it)", "yellow")
             return
         self._select((self.position + delta) % len(self.subjects))
-        self.query_one("#image-original", TerminalImage).image = to_pil(self.x, self.shape)
         self.query_one("#eps", Input).value = f"{self.subject.default_eps:.4g}"
-        self._show_title()
-        self._show_candidate()
-        self._say("v verifies at this eps, m finds the minimal eps", "dim")
+        self._show_subject()
 
     def action_step(self, delta: int) -> None:
         if self.candidates:

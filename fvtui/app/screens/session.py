@@ -446,7 +446,7 @@ class SessionScreen(Screen):
         except UserError as exc:  # a damaged round file
             self.app.call_from_thread(self.app.report, str(exc))
             return
-        subjects = round_subjects(self.session, self.dataset, record, synthetic)
+        subjects = round_subjects(self.dataset, record, synthetic)
         judge = round_judge(self.session, self.dataset, record, net)
         self.app.call_from_thread(lambda: self.app.push_screen(InspectorScreen(subjects, position, judge)))
 
