@@ -219,6 +219,38 @@ def test_stop_cancels_the_tasks_and_kills_their_solvers(two_workers):
     assert all(w.poll() is None for w in two_workers.processes)
 
 
+
+def test_no_search_waits_behind_a_long_one_while_a_worker_is_free(two_workers):
+    """A worker gets its next search when it is free, as in the local pool: Dask never holds more tasks than
+    the workers have threads (handed all at once, it would park some behind a long one, to be stolen back
+    later), and the searches after a long one all end before it."""
+    import threading
+
+    from fvtui.cluster.connect import open_cluster
+    from test_verify_pool import task
+
+    ended: list[int] = []
+    held: list[int] = []
+    with open_cluster(two_workers.address) as cluster:
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.02):
+                held.append(sum(len(keys) for keys in cluster.client.processing().values()))
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            results = cluster.solver().run_searches([task(0, fault="hang", timeout=2)] +
+                                                    [task(i, k=1) for i in range(1, 9)],
+                                                    on_result=lambda i, _: ended.append(i))
+        finally:
+            done.set()
+            watcher.join()
+    assert max(held) == 2 and len(held) > 20
+    assert ended[-1] == 0 and sorted(ended) == list(range(9))
+    assert results[0].status == "timeout" and all(r.status == "sat" for r in results[1:])
+
 async def test_the_app_runs_rounds_on_the_cluster_and_shows_it(tmp_path, two_workers, reference):
     """The app with --cluster: the round's searches run on the workers (same result as the local pool)
     and the status line names the cluster, its workers and the tasks in flight."""

@@ -24,7 +24,7 @@ class Cluster:
 
     def __init__(self, address: ClusterAddress, client, local=None) -> None:
         self.address, self.client, self._local = address, client, local
-        self.workers, self._serves_dashboard = 0, False
+        self.workers, self.threads, self._serves_dashboard = 0, 1, False
         self._refresh()
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -73,6 +73,7 @@ class Cluster:
     def _refresh(self) -> None:
         info = self.client.scheduler_info(n_workers=-1)
         self.workers = len(info["workers"])
+        self.threads = max(1, sum(w.get("nthreads", 1) for w in info["workers"].values()))  # jobs at a time
         self._serves_dashboard = "dashboard" in info.get("services", {})
 
     # -- checks --------------------------------------------------------------------------------

@@ -31,7 +31,12 @@ class DaskSolver(Solver):
     def run_jobs(self, jobs: list[Job], on_result: Callable | None = None,
                  cancel: threading.Event | None = None) -> list:
         """Results in job order; `on_result(i, result)` runs in this thread as each job ends. Setting `cancel`
-        (or close() from another thread) cancels the futures, whose workers then kill their solvers."""
+        (or close() from another thread) cancels the futures, whose workers then kill their solvers.
+
+        Jobs go out in order, no more at a time than the cluster has worker threads, so a worker gets its
+        next job when it is free, as in the local pool. Handed all at once, Dask spreads them by guessed
+        durations and steals back later: a search could wait behind a long one while another worker idles,
+        and a round's end came 0-6% later than the pool's on local:2."""
         from .tasks import run_job
 
         client = self.cluster.client
@@ -41,19 +46,24 @@ class DaskSolver(Solver):
                 nets[job.net.key] = client.scatter(job.net, broadcast=True, hash=False)
         ended: queue.SimpleQueue = queue.SimpleQueue()
         batch = uuid.uuid4().hex[:12]
-        futures = []
-        for i, job in enumerate(jobs):
+        futures: dict[int, object] = {}
+
+        def submit(i: int) -> None:
+            job = jobs[i]
             job.started = time.monotonic()
             key = f"fvtui-{job.kind}-{batch}-{i}"
             future = client.submit(run_job, key, job.kind, job.args, job.fault, nets[job.net.key],
                                    self._memory_limit_mb, self._grace, key=key, pure=False)
             future.add_done_callback(lambda _, i=i: ended.put(i))
-            futures.append(future)
-        self.cluster.count_in_flight(len(futures))
+            futures[i] = future
+            self.cluster.count_in_flight(1)
+
         results: list = [None] * len(jobs)
         taken: set[int] = set()
         try:
             while len(taken) < len(jobs):
+                while len(futures) < len(jobs) and len(futures) - len(taken) < self.cluster.threads:
+                    submit(len(futures))
                 if self._closed or (cancel is not None and cancel.is_set()):
                     raise Cancelled("verification stopped")
                 try:
@@ -68,8 +78,9 @@ class DaskSolver(Solver):
                 if on_result is not None:
                     on_result(i, results[i])
         except BaseException:
-            client.cancel([f for i, f in enumerate(futures) if i not in taken])
-            self.cluster.count_in_flight(-(len(jobs) - len(taken)))
+            running = [f for i, f in futures.items() if i not in taken]
+            client.cancel(running)
+            self.cluster.count_in_flight(-len(running))
             raise
         return results
 
