@@ -8,11 +8,13 @@ local:2 (LocalClusters of one-thread workers). Prints the wall times, the effici
 (speedup / workers) for each backend, the per-task overhead of Dask against the pool of the same
 size, and checks that every backend found the very same counterexamples. Then the overhead per task
 alone, on --tiny searches so small (784-8-10, k=1) that the solver's time hardly counts: the best of
-three runs on SolverPool(1) against DaskSolver on local:1.
+three runs on SolverPool(1) against DaskSolver on local:1. Last, the CPU that an idle local:2 cluster
+(client and scheduler here, two worker processes) burns in --idle seconds, with fvtui's settings
+(connect.QUIET) and with Dask's defaults: on a small machine that is the solvers' time.
 
-    python benchmarks/cluster_scaling.py [--samples 24] [--train 500] [--dataset demo] [--tiny 100]
+    python benchmarks/cluster_scaling.py [--samples 24] [--train 500] [--dataset demo] [--tiny 100] [--idle 20]
 
-(--samples 0 skips the scaling part, --tiny 0 the overhead part.)
+(--samples 0 skips the scaling part, --tiny 0 the overhead part, --idle 0 the idle part.)
 """
 
 from __future__ import annotations
@@ -67,14 +69,14 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--dataset", default="demo")
     parser.add_argument("--tiny", type=int, default=100)
+    parser.add_argument("--idle", type=float, default=20.0)
     args = parser.parse_args()
-    from fvtui.cluster.connect import open_cluster
-    from fvtui.verify import SolverPool
-
     if args.samples:
         scaling(tasks(args.dataset, args.samples, args.train, args.k), args)
     if args.tiny:
         overhead(tasks(args.dataset, args.tiny, args.train, k=1, hidden=8))
+    if args.idle:
+        idle(args.idle)
 
 
 def scaling(work, args) -> None:
@@ -114,6 +116,27 @@ def overhead(work) -> None:
         dask = min(timed(cluster.solver(), work)[0] for _ in range(3))
     print(f"{len(work)} tiny searches (784-8-10, k=1), one worker, best of 3: pool {local / len(work) * 1000:.1f} ms, "
           f"dask {dask / len(work) * 1000:.1f} ms per task: {(dask - local) / len(work) * 1000:+.1f} ms of overhead")
+
+
+def idle(seconds: float) -> None:
+    import psutil
+
+    import fvtui.cluster.connect as connect
+
+    quiet = dict(connect.QUIET)
+    for name, settings in (("fvtui's settings", quiet), ("Dask's defaults", {})):
+        connect.QUIET = settings
+        with connect.open_cluster("local:2"):
+            time.sleep(2.0)
+            processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
+            before = [sum(p.cpu_times()[:2]) for p in processes]
+            time.sleep(seconds)
+            used = [sum(p.cpu_times()[:2]) - b for p, b in zip(processes, before)]
+        print(f"idle local:2 cluster, {name}: {sum(used) / seconds:.1%} of a core in all "
+              f"(client and scheduler {used[0] / seconds:.1%}, worker processes "
+              f"{', '.join(f'{u / seconds:.1%}' for u in used[1:] if u > 0)})")
+    connect.QUIET = quiet
+
 
 if __name__ == "__main__":
     main()

@@ -220,6 +220,19 @@ def test_stop_cancels_the_tasks_and_kills_their_solvers(two_workers):
 
 
 
+def test_the_clusters_fvtui_starts_keep_dask_housekeeping_down():
+    """local:N workers run without Dask's 10 ms profiler and with the slower monitors of connect.QUIET (their
+    CPU time would be the solvers'); `benchmarks/cluster_scaling.py` measures what that saves."""
+    from fvtui.cluster.connect import open_cluster
+
+    with open_cluster("local:1") as cluster:
+        callbacks = cluster.client.run(lambda dask_worker: {k: float(v.callback_time)
+                                                            for k, v in dask_worker.periodic_callbacks.items()})
+    (timers,) = callbacks.values()
+    assert "profile" not in timers and timers["tick"] == 1000 and timers["memory_monitor"] == 1000
+    assert timers["monitor"] == 2000
+
+
 def test_no_search_waits_behind_a_long_one_while_a_worker_is_free(two_workers):
     """A worker gets its next search when it is free, as in the local pool: Dask never holds more tasks than
     the workers have threads (handed all at once, it would park some behind a long one, to be stolen back
@@ -410,6 +423,7 @@ def test_the_slurm_job_script_starts_a_worker_that_runs_fvtui(tmp_path, capsys):
                  f"export PYTHONPATH={ROOT}", f"{sys.executable} -m distributed.cli.dask_worker tcp://"):
         assert line in shown.stdout, shown.stdout
     assert "--nthreads 2" in shown.stdout
+    assert "export DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False" in shown.stdout
     lacking = cli(capsys, tmp_path, "cluster", "slurm", "--jobs", "1", "--port", "0", "--script")
     assert lacking.returncode == 2 and "--cores, --memory" in lacking.stderr
 
@@ -424,6 +438,7 @@ def test_the_slurm_job_script_starts_a_worker_that_runs_fvtui(tmp_path, capsys):
 
             client = Client(slurm.scheduler_address, timeout=10)
             client.wait_for_workers(1, timeout=60)
+            assert not any(client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks).values())
             cluster = Cluster(parse_address(slurm.scheduler_address), client)
             cluster.check_workers()
             work = [task(i, k=2) for i in range(3)]

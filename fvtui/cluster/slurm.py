@@ -46,14 +46,19 @@ def slurm_cluster(jobs: int, queue: str | None = None, account: str | None = Non
     """A SLURMCluster (its scheduler started here) whose job script starts one worker of this fvtui."""
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, not {jobs}")
+    import dask
     from dask_jobqueue import SLURMCluster
+
+    from .connect import QUIET, quiet_environment
 
     given = {k: v for k, v in dict(queue=queue, account=account, cores=cores, memory=memory,
                                    walltime=walltime).items() if v is not None}
+    prologue = [f"export PYTHONPATH={_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"]
+    prologue += [f"export {name}={value}" for name, value in quiet_environment().items()]
     try:
-        return SLURMCluster(processes=1, python=sys.executable,
-                            job_script_prologue=[f"export PYTHONPATH={_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"],
-                            scheduler_options={"host": host, "port": port, "dashboard_address": ":0"}, **given)
+        with dask.config.set(QUIET):
+            return SLURMCluster(processes=1, python=sys.executable, job_script_prologue=prologue,
+                                scheduler_options={"host": host, "port": port, "dashboard_address": ":0"}, **given)
     except ValueError as exc:  # e.g. no cores or memory given or configured
         first = str(exc).splitlines()[0].rstrip(":, ")
         raise UserError(f"fvtui cluster slurm: {first} (--cores, --memory, or jobqueue.slurm in "
