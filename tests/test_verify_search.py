@@ -346,3 +346,42 @@ def test_a_sat_query_marabou_does_not_settle_in_time_is_answered_by_marabou_near
         assert np.abs(ce.x - x).max() <= ce.eps + 1e-6 and net.predict(ce.x) != w
         for earlier in detour.counterexamples[:i]:  # each one delta away from the earlier ones in every pixel
             assert np.all(np.abs(ce.x - earlier.x) >= D - 1e-6)
+
+
+def test_reused_first_layer_equations_give_the_very_same_queries(capfd):
+    """One search's queries share the first layer's equations (FirstLayerEquations); each query must be the
+    query built from scratch (Marabou's own dump, whose coefficients it rounds; and the coefficients and
+    constant a unit's equation is asked for are bit-equal every time), across eps levels, exclusions that
+    decide other ReLUs (so the pre variables move), and a deeper layer rebuilt every time."""
+    from fvtui.verify.query import FirstLayerEquations
+
+    class Watched(FirstLayerEquations):
+        def __init__(self):
+            super().__init__()
+            self.asked, self.pres = {}, set()
+
+        def get(self, unit, pre, coeffs, const):
+            assert self.asked.setdefault(unit, (coeffs.tobytes(), const)) == (coeffs.tobytes(), const)
+            self.pres.add((unit, pre))
+            return super().get(unit, pre, coeffs, const)
+
+    moved = []
+    for sizes in ((784, 16, 10), (30, 12, 9, 4)):
+        net = random_net(sizes, 3)
+        rng = np.random.default_rng(8)
+        x = rng.uniform(0, 1, sizes[0])
+        w, r = top2(net, x)
+        shared = Watched()
+        for eps in (0.02, 0.3, 0.05, 0.3, 0.6):
+            lo, up = box(x, eps)
+            points = rng.uniform(lo, up, (int(rng.integers(0, 3)), x.size))
+            simple = simplify_exclusions(lo, up, points, D)
+            args = (net, simple.lower, simple.upper, w, [r], M, simple.pixels, simple.centers, D)
+            dumps = []
+            for first_layer in (None, shared):
+                build_query(*args, first_layer=first_layer).dump()
+                dumps.append(capfd.readouterr().out)
+            assert dumps[0] == dumps[1] and "ReluConstraint" in dumps[0]
+        assert len(shared.asked) > 1
+        moved.append(len(shared.pres) > len(shared.asked))  # some unit's pre variable moved between queries
+    assert any(moved)

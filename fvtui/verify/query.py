@@ -45,6 +45,7 @@ class Encoding:
     consts: np.ndarray  # float64 (last hidden width,)
     relus: list[tuple[np.ndarray, float, int, float, float]]  # (coefficients over z, constant, pre variable, bounds)
     stable: int  # ReLUs the box decided (active or inactive), encoded without a constraint
+    units: list[tuple[int, int]]  # (hidden layer, unit) of each entry of relus
 
 
 def encode_layers(net: Network, lower: np.ndarray, upper: np.ndarray, slack: float = 1e-9) -> Encoding:
@@ -64,9 +65,10 @@ def encode_layers(net: Network, lower: np.ndarray, upper: np.ndarray, slack: flo
     forms: np.ndarray | None = None  # the inputs themselves: the identity, never multiplied out
     consts = np.zeros(n)
     relus: list[tuple[np.ndarray, float, int, float, float]] = []
+    units: list[tuple[int, int]] = []
     stable = 0
     nvars = n
-    for w, b in zip(net.weights[:-1], net.biases[:-1]):
+    for layer, (w, b) in enumerate(zip(net.weights[:-1], net.biases[:-1])):
         w64 = np.asarray(w, dtype=np.float64)
         pre_forms = w64 if forms is None else w64 @ forms  # a 784x784 identity product cost ~10 ms a query
         pre_consts = w64 @ consts + (0.0 if b is None else np.asarray(b, dtype=np.float64))
@@ -83,12 +85,37 @@ def encode_layers(net: Network, lower: np.ndarray, upper: np.ndarray, slack: flo
         for k, j in enumerate(undecided.tolist()):
             pre_var = nvars + 2 * k
             relus.append((pre_forms[j], float(pre_consts[j]), pre_var, float(pre_lo[j]), float(pre_hi[j])))
+            units.append((layer, j))
             post_forms[j, pre_var + 1] = 1.0
         var_lower.append(np.ravel(np.column_stack([pre_lo[undecided], np.zeros(undecided.size)])))
         var_upper.append(np.ravel(np.column_stack([pre_hi[undecided], np.maximum(pre_hi[undecided], 0.0)])))
         nvars += 2 * undecided.size
         forms, consts = post_forms, post_consts
-    return Encoding(nvars, forms, consts, relus, stable)
+    return Encoding(nvars, forms, consts, relus, stable, units)
+
+
+class FirstLayerEquations:
+    """The first hidden layer's ReLU equations `W1[j] . x - pre = -b1[j]`, kept across the queries of one
+    search. Their coefficients do not depend on the box (deeper layers' do, through the folding), only
+    the pre variable's index does, and each costs a Python call into maraboupy per input (784): building
+    them was a third of a SAT query's time at 32 hidden units. InputQuery.addEquation copies, so one
+    Equation serves every query."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[int, int], MarabouCore.Equation] = {}
+
+    def get(self, unit: int, pre: int, coeffs: np.ndarray, const: float) -> MarabouCore.Equation:
+        eq = self._made.get((unit, pre))
+        if eq is None:
+            eq = self._made[unit, pre] = _relu_equation(coeffs, const, pre)
+        return eq
+
+
+def _relu_equation(coeffs: np.ndarray, const: float, pre: int) -> MarabouCore.Equation:
+    """coeffs . z - pre = -const (then post = relu(pre))."""
+    eq = _equation(_EQ, coeffs, 0, -const)
+    eq.addAddend(-1.0, pre)
+    return eq
 
 
 def build_query(
@@ -102,13 +129,15 @@ def build_query(
     centers: np.ndarray = (),
     delta: float = 0.001,
     fold: bool = True,
+    first_layer: FirstLayerEquations | None = None,
 ) -> MarabouCore.InputQuery:
     """The query `x in [lower, upper]`, the exclusions, and `logit_w - logit_c <= -margin` for some c in others.
 
     With one class in `others` the output constraint is a plain equation; with several it is a
     disjunction. The last layer is folded into that constraint (no output variables): it is
     affine, so `logit_w - logit_c` is one linear form over the query's variables. `fold=False`
-    keeps every ReLU (the plain encoding, for comparisons).
+    keeps every ReLU (the plain encoding, for comparisons). `first_layer` reuses the equations of
+    earlier queries of the same network.
     """
     n = net.input_size
     enc = encode_layers(net, lower, upper, slack=1e-9 if fold else np.inf)
@@ -118,11 +147,11 @@ def build_query(
         ipq.markInputVariable(i, i)
         ipq.setLowerBound(i, float(lower[i]))
         ipq.setUpperBound(i, float(upper[i]))
-    for coeffs, const, pre, lo, hi in enc.relus:
-        # coeffs . z - pre = -const ; post = relu(pre)
-        eq = _equation(_EQ, coeffs, 0, -const)
-        eq.addAddend(-1.0, pre)
-        ipq.addEquation(eq)
+    for (coeffs, const, pre, lo, hi), (layer, unit) in zip(enc.relus, enc.units):
+        if layer == 0 and first_layer is not None:
+            ipq.addEquation(first_layer.get(unit, pre, coeffs, const))
+        else:
+            ipq.addEquation(_relu_equation(coeffs, const, pre))
         ipq.setLowerBound(pre, lo)
         ipq.setUpperBound(pre, hi)
         ipq.setLowerBound(pre + 1, 0.0)

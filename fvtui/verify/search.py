@@ -17,7 +17,7 @@ import numpy as np
 from . import milp
 from .exclusions import simplify_exclusions
 from .network import Network
-from .query import Solved, build_query, solve
+from .query import FirstLayerEquations, Solved, build_query, solve
 from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, VerifyResult, encode_point
 
 Report = Callable[[str, Any], None]
@@ -36,7 +36,8 @@ def _silent(kind: str, payload: Any) -> None:
 
 
 def _solve_near(net: Network, point: np.ndarray, lower: np.ndarray, upper: np.ndarray, excluded: list[np.ndarray],
-                target_w: int, runner_up_r: int, margin: float, delta: float, timeout: float) -> Solved:
+                target_w: int, runner_up_r: int, margin: float, delta: float, timeout: float,
+                first_layer: FirstLayerEquations) -> Solved:
     """Marabou on the query restricted to the box within NARROW of `point` (the MILP's input): any
     answer it finds answers the whole query. Not SAT (HiGHS' tolerance, or time) settles nothing."""
     near_lo, near_hi = np.maximum(lower, point - NARROW), np.minimum(upper, point + NARROW)
@@ -44,7 +45,7 @@ def _solve_near(net: Network, point: np.ndarray, lower: np.ndarray, upper: np.nd
     if simple.infeasible:
         return Solved("unknown", None, 0.0)
     return solve(build_query(net, simple.lower, simple.upper, target_w, [runner_up_r], margin, simple.pixels,
-                             simple.centers, delta), point.size, timeout)
+                             simple.centers, delta, first_layer=first_layer), point.size, timeout)
 
 
 def _box(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -97,6 +98,7 @@ def search_counterexamples(
             report("counterexample", ce)
 
     queries: list[QueryRecord] = []
+    first_layer = FirstLayerEquations()
     eps = min(float(eps_start), 1.0) if legacy else float(eps_start)
     status, message, spurious = "sat", "", 0
     while len(found) < k:
@@ -110,7 +112,7 @@ def search_counterexamples(
             tq = time.perf_counter()
             def query():
                 return build_query(net, simple.lower, simple.upper, target_w, [runner_up_r], margin, simple.pixels,
-                                   simple.centers, delta)
+                                   simple.centers, delta, first_layer=first_layer)
 
             first = timeout if legacy else min(timeout, milp_after)
             solved = solve(query(), x.size, first)
@@ -126,7 +128,7 @@ def search_counterexamples(
                 else:
                     if decision.status == "feasible":
                         solved = _solve_near(net, decision.x, simple.lower, simple.upper, excluded, target_w,
-                                             runner_up_r, margin, delta, left())
+                                             runner_up_r, margin, delta, left(), first_layer)
                         narrowed = solved.status == "sat"
                     if not narrowed:
                         solved = solve(query(), x.size, left())
