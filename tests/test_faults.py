@@ -59,8 +59,9 @@ def tagged_processes(tag: str) -> list[int]:
 
 
 def start(root: Path, name: str, tag: str, resume: bool, script: str | None = None, stdout=subprocess.DEVNULL,
-          env: dict[str, str] | None = None) -> subprocess.Popen:
+          env: dict[str, str] | None = None, workers: int | None = None) -> subprocess.Popen:
     args = (["resume", name, "--headless"] if resume else ["new", "--headless", "--name", name, *FLAGS])
+    args += ["--workers", str(workers)] if workers else []
     command = [sys.executable, "-m", "fvtui", "--sessions-dir", str(root), *args]
     if script:
         command = [sys.executable, "-c", script, *command[3:]]
@@ -135,22 +136,22 @@ def shown(root: Path, name: str, capsys) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_sigkill_at_random_moments_loses_no_finished_work(tmp_path, reference, capsys):
-    """50 SIGKILLs, some inside a round's commit and some inside a journal write, each followed by a
-    resume: every finished round and every saved sample survives, a resumed round reuses exactly the
-    samples saved before the kill, no solver outlives the kill by 1 s, and the end equals a run never
-    interrupted."""
-    rng = random.Random(1234)
+def kill_chain(root: Path, seed: int, kills_wanted: int, reference: list, show) -> tuple[int, int, int]:
+    """SIGKILL sessions under `root` at random moments, resuming each, until `kills_wanted` kills have
+    landed; checks after every kill what test_sigkill_at_random_moments_loses_no_finished_work says.
+    Returns how many kills fell inside a round's commit, inside a journal write, and how many resumes
+    reused saved samples."""
+    rng = random.Random(seed)
     tag = uuid.uuid4().hex
     kills, sessions, name, resume, mid_save, mid_journal, reused = 0, 0, "k0", False, 0, 0, 0
     saved = 0
-    while kills < KILLS:
+    while kills < kills_wanted:
         script = KILL_MID_SAVE if kills % 7 == 3 else KILL_MID_JOURNAL if kills % 5 == 1 else None
-        log = tmp_path / f"run-{kills}-{sessions}.log"
+        log = root / f"run-{kills}-{sessions}.log"
         with open(log, "w") as out:
-            proc = start(tmp_path, name, tag, resume, script, stdout=out,
+            proc = start(root, name, tag, resume, script, stdout=out, workers=1,
                          env={"FVTUI_KILL_AT_APPEND": str(rng.randint(1, 5)), "PYTHONUNBUFFERED": "1"})
-            before = fingerprint(tmp_path, name) if resume else []
+            before = fingerprint(root, name) if resume else []
             try:
                 proc.wait(timeout=(None if script else rng.uniform(1.5, 3.5)))
                 # a targeted resume with nothing left to save or verify ends by itself
@@ -164,10 +165,10 @@ def test_sigkill_at_random_moments_loses_no_finished_work(tmp_path, reference, c
             mid_save += script is KILL_MID_SAVE
             mid_journal += script is KILL_MID_JOURNAL
         assert wait_gone(tag) == [], "a solver process outlived the killed run by 1 s"
-        if not (tmp_path / name / "session.json").exists():
+        if not (root / name / "session.json").exists():
             resume = False  # killed before the session was created: start again
             continue
-        now = fingerprint(tmp_path, name)
+        now = fingerprint(root, name)
         assert now[:len(before)] == before  # every round finished before the kill is intact
         assert now == reference[:len(now)]
         text = log.read_text()
@@ -175,7 +176,7 @@ def test_sigkill_at_random_moments_loses_no_finished_work(tmp_path, reference, c
             # the samples saved before the last kill were reused, none solved again
             assert f"{saved} samples verified before the interruption are reused" in text
             reused += 1
-        state = shown(tmp_path, name, capsys)
+        state = show(root, name)
         assert len(state["rounds"]) == len(now)
         saved = state["in_progress"]["saved_samples"]
         if finished_by_itself:
@@ -187,8 +188,30 @@ def test_sigkill_at_random_moments_loses_no_finished_work(tmp_path, reference, c
             kills += 1
             resume = True
     if resume:  # finish the last one undisturbed
-        start(tmp_path, name, tag, True).wait(timeout=120)
-        assert fingerprint(tmp_path, name) == reference
+        start(root, name, tag, True, workers=1).wait(timeout=120)
+        assert fingerprint(root, name) == reference
+    return mid_save, mid_journal, reused
+
+
+def test_sigkill_at_random_moments_loses_no_finished_work(tmp_path, reference, capsys):
+    """50 SIGKILLs, some inside a round's commit and some inside a journal write, each followed by a
+    resume: every finished round and every saved sample survives, a resumed round reuses exactly the
+    samples saved before the kill, no solver outlives the kill by 1 s, and the end equals a run never
+    interrupted. Two chains of 25 run side by side (one solver process each), to halve the wall time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = threading.Lock()
+
+    def show(root: Path, name: str) -> dict:
+        with lock:  # capsys is one for the test
+            return shown(root, name, capsys)
+
+    roots = [tmp_path / f"chain{c}" for c in range(2)]
+    for root in roots:
+        root.mkdir()
+    with ThreadPoolExecutor(2) as chains:
+        counts = list(chains.map(lambda c: kill_chain(roots[c], 1234 + c, KILLS // 2, reference, show), range(2)))
+    mid_save, mid_journal, reused = (sum(column) for column in zip(*counts))
     assert mid_save >= 4 and mid_journal >= 4 and reused >= 5
 
 
