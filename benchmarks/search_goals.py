@@ -7,7 +7,7 @@ per-query cap, the MILP fallback's UNSAT answers, and the pool's efficiency: the
 summed over samples, divided by workers, over the augment phase's wall time (1.0: no worker idle).
 
     FVTUI_DATA_DIR=../shared/datasets python benchmarks/search_goals.py [--goals fvaal128,random128,random32]
-        [--rounds 20] [--seed 0] [--workers 2] [--timeout 300] [--dataset fashionmnist]
+        [--rounds 20] [--seed 0] [--workers 2] [--timeout 300] [--dataset fashionmnist] [--limit SECONDS]
 
 Goals (issue 23, on an idle 2-core machine): fvaal128 <= 180 s; random128 <= 20 min with <= 1% of samples
 cut short at a >= 300 s cap; random32 <= 5 min with none cut short.
@@ -16,6 +16,7 @@ cut short at a >= 300 s cap; random32 <= 5 min with none cut short.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,10 +42,17 @@ def run_goal(name: str, args: argparse.Namespace, root: Path) -> str:
                "--rounds", str(args.rounds), "--seed", str(args.seed), "--verify-timeout", str(args.timeout),
                "--workers", str(args.workers), "--headless"]
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stopped = False
+    try:
+        _, err = process.communicate(timeout=args.limit)
+    except subprocess.TimeoutExpired:  # as Ctrl-C: the finished rounds are saved and reported
+        stopped = True
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate()
     wall = time.perf_counter() - start
-    if done.returncode != 0:
-        return f"{name}: exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"
+    if process.returncode != 0 and not stopped:
+        return f"{name}: exit {process.returncode}: {err.strip().splitlines()[-1:]}"
     with SessionStore(root).open(name, writable=False) as session:
         rounds = session.rounds
     samples = [v for r in rounds for v in r.verification]
@@ -54,9 +62,10 @@ def run_goal(name: str, args: argparse.Namespace, root: Path) -> str:
     short = sum(v.status == "timeout" for v in samples)
     counts = {k: sum(getattr(r.queries, k) for r in rounds) for k in ("sat", "unsat", "timeout", "error", "spurious")}
     longest = max((t for v in samples for t in v.query_seconds), default=0.0)
-    verdict = "" if goal is None or args.rounds != 20 else (" (goal %d s: %s)" % (goal, "met" if wall <= goal else
-                                                                                   "not met"))
-    return (f"{name}: {len(rounds)} rounds, hidden {hidden}, {wall:.0f} s wall{verdict}; augment {augment:.0f} s; "
+    verdict = "" if goal is None or (args.rounds != 20 and wall <= goal) else (
+        " (goal %d s: %s)" % (goal, "met" if wall <= goal and not stopped else "not met"))
+    how = f"stopped at --limit after {len(rounds)} finished rounds" if stopped else f"{len(rounds)} rounds"
+    return (f"{name}: {how}, hidden {hidden}, {wall:.0f} s wall{verdict}; augment {augment:.0f} s; "
             f"{queries} queries ({', '.join(f'{v} {k}' for k, v in counts.items())}), longest {longest:.1f} s; "
             f"{short} of {len(samples)} samples cut short ({100 * short / max(1, len(samples)):.1f}%); "
             f"efficiency {solver / args.workers / max(augment, 1e-9):.2f}")
@@ -70,6 +79,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--dataset", default="fashionmnist")
+    ap.add_argument("--limit", type=float, default=None,
+                    help="seconds per goal, then stop the session as Ctrl-C would and report its finished rounds")
     args = ap.parse_args()
     unknown = [g for g in args.goals.split(",") if g not in GOALS]
     if unknown:
