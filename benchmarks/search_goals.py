@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fvtui.store import SessionStore  # noqa: E402
@@ -40,7 +42,7 @@ def run_goal(name: str, args: argparse.Namespace, root: Path) -> str:
     command = [sys.executable, "-m", "fvtui", "--sessions-dir", str(root), "new", "--dataset", args.dataset,
                "--name", name, "--strategy", strategy, "--augment", "fv", "--hidden", str(hidden),
                "--rounds", str(args.rounds), "--seed", str(args.seed), "--verify-timeout", str(args.timeout),
-               "--workers", str(args.workers), "--headless"]
+               "--workers", str(args.workers), "--fv-points", args.fv_points, "--headless"]
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stopped = False
@@ -55,6 +57,7 @@ def run_goal(name: str, args: argparse.Namespace, root: Path) -> str:
         return f"{name}: exit {process.returncode}: {err.strip().splitlines()[-1:]}"
     with SessionStore(root).open(name, writable=False) as session:
         rounds = session.rounds
+        origins = np.concatenate([session.synthetic(r.round).origin for r in rounds] or [np.zeros(0, "<U8")])
     samples = [v for r in rounds for v in r.verification]
     augment = sum(r.seconds["augment"] for r in rounds)
     solver = sum(v.seconds for v in samples)
@@ -68,7 +71,8 @@ def run_goal(name: str, args: argparse.Namespace, root: Path) -> str:
     return (f"{name}: {how}, hidden {hidden}, {wall:.0f} s wall{verdict}; augment {augment:.0f} s; "
             f"{queries} queries ({', '.join(f'{v} {k}' for k, v in counts.items())}), longest {longest:.1f} s; "
             f"{short} of {len(samples)} samples cut short ({100 * short / max(1, len(samples)):.1f}%); "
-            f"efficiency {solver / args.workers / max(augment, 1e-9):.2f}")
+            f"efficiency {solver / args.workers / max(augment, 1e-9):.2f}; counterexamples by origin: "
+            f"{', '.join(f'{o} {n}' for o, n in zip(*np.unique(origins, return_counts=True)))}")
 
 
 def main() -> None:
@@ -79,6 +83,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--dataset", default="fashionmnist")
+    ap.add_argument("--fv-points", default="marabou", choices=("marabou", "lp"),
+                    help="who finds fv's counterexamples (the session setting of that name)")
     ap.add_argument("--limit", type=float, default=None,
                     help="seconds per goal, then stop the session as Ctrl-C would and report its finished rounds")
     args = ap.parse_args()

@@ -34,6 +34,7 @@ class RoundSettings:
     eps_start: float = 0.06  # first L-inf radius of the fv search (fvaal/dfal: their attack's size + eps_step)
     eps_step: float = 0.05
     verify_timeout: float = 1800.0  # seconds per solver query: the authors' budget
+    fv_points: str = "marabou"  # where fv's counterexample points come from (verify/region.py for 'lp')
 
     def validate(self) -> "RoundSettings":
         _check_scope(self, "round")

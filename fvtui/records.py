@@ -23,7 +23,7 @@ class SyntheticBatch:
     eps: np.ndarray  # (m,) L-inf radius it was found in (the actual distance is <= eps)
     predicted: np.ndarray  # (m,) class the model that made it predicts for it
     seconds: np.ndarray  # (m,) solver time of the query that found it (0 for gradient attacks)
-    origin: np.ndarray  # (m,) str: 'marabou', 'fgsm' or 'deepfool'
+    origin: np.ndarray  # (m,) str: 'marabou', 'lp' (fv's region program), 'fgsm' or 'deepfool'
 
     @classmethod
     def empty(cls, features: int) -> "SyntheticBatch":

@@ -17,6 +17,7 @@ from .errors import UserError
 from .registry import plugin_names
 
 INITS = ("glorot", "torch")
+FV_POINTS = ("marabou", "lp")
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,10 @@ SETTINGS: tuple[Setting, ...] = (
             "(k)", 1, 1000),
     Setting("verify_timeout", "round", float, "verify timeout", "seconds per solver query (the authors' budget)",
             0.0, 86_400.0, low_open=True, unit="s"),
+    Setting("fv_points", "round", "choice", "fv points", "who finds each fv counterexample: marabou (the "
+            "protocol), or lp: a linear program in the activation region of the sample's last counterexample, "
+            "checked against the query and the network, Marabou when it has none (faster; other points, the "
+            "same queries)", choices=lambda: FV_POINTS),
     Setting("query_size", "round", int, "query size", "samples queried per round", 1, 100_000),
     Setting("pool_size", "round", int, "pool size", "random candidates drawn each round", 1, 10_000_000),
 )

@@ -57,7 +57,8 @@ def fv(ctx: AugmentContext) -> AugmentResult:
         eps_start, seeds = start_of(ctx, row)
         tasks.append(SearchTask(net=net, x=ctx.x[row].numpy(), target=int(top2[row, 0]), runner_up=int(top2[row, 1]),
                                 k=settings.advs_per_sample, eps_start=eps_start, eps_step=settings.eps_step,
-                                timeout=settings.verify_timeout, seeds=seeds, legacy=ctx.legacy))
+                                timeout=settings.verify_timeout, seeds=seeds, legacy=ctx.legacy,
+                                points=settings.fv_points))
 
     kept_rows: list[tuple[int, object]] = []
     verification: list[SampleVerification | None] = [None] * len(tasks)
@@ -81,7 +82,7 @@ def fv(ctx: AugmentContext) -> AugmentResult:
         unkept = sorted([{"query": i, "x": q.point, "counted": False} for i, q in enumerate(result.queries)
                          if q.status == "spurious"]
                         + [{"query": i, "x": encode_point(ce.x), "counted": True}
-                           for i, ce in zip(sat, (ce for ce in points if ce.source == "marabou")) if id(ce) not in kept],
+                           for i, ce in zip(sat, (ce for ce in points if ce.source != "seed")) if id(ce) not in kept],
                         key=lambda u: u["query"])
         counts = counts.add(QueryCounts(sat=statuses.count("sat"), unsat=statuses.count("unsat"),
                                         timeout=statuses.count("timeout"), error=statuses.count("error"),
@@ -115,6 +116,6 @@ def fv(ctx: AugmentContext) -> AugmentResult:
         eps=np.array([ce.eps for _, ce in kept_rows]),
         predicted=logits(ctx.model, torch.from_numpy(x)).argmax(1).numpy().astype(np.int64),
         seconds=np.array([ce.seconds for _, ce in kept_rows]),
-        origin=np.array([seed_origin if ce.source == "seed" else "marabou" for _, ce in kept_rows], dtype="<U8"),
+        origin=np.array([seed_origin if ce.source == "seed" else ce.source for _, ce in kept_rows], dtype="<U8"),
     )
     return AugmentResult(batch, verification, counts)

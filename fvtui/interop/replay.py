@@ -106,7 +106,7 @@ def rebuild_round(session, dataset, round_index: int) -> RebuiltRound:
                                              "stored them: the points they excluded from later queries are unknown"))
             continue
         eps_start, seeds = start_of(ctx, row)
-        mine = (synthetic.source == source) & (synthetic.origin == "marabou")
+        mine = (synthetic.source == source) & np.isin(synthetic.origin, ("marabou", "lp"))
         points = list(zip(synthetic.x[mine], synthetic.eps[mine].tolist()))
         queries, problem = _replay_search(
             net, x_all[row].numpy(), int(top2[row, 0]), int(top2[row, 1]), settings.advs_per_sample, eps_start,

@@ -55,6 +55,7 @@ class SearchTask:
     timeout: float = 30.0  # seconds per query
     seeds: Sequence[np.ndarray] = ()
     legacy: bool = False  # fvtui 0.1's protocol (see search.search_counterexamples)
+    points: str = "marabou"  # or 'lp' (see search.search_counterexamples)
     fault: str | None = None  # tests only: 'crash' | 'hang' | 'oom'
 
 
@@ -95,7 +96,7 @@ class Job:
 def search_job(t: SearchTask) -> Job:
     args = dict(x=np.asarray(t.x, dtype=np.float32), target_w=t.target, runner_up_r=t.runner_up, k=t.k,
                 eps_start=t.eps_start, eps_step=t.eps_step, timeout=t.timeout,
-                seeds=[np.asarray(s, dtype=np.float32) for s in t.seeds], legacy=t.legacy)
+                seeds=[np.asarray(s, dtype=np.float32) for s in t.seeds], legacy=t.legacy, points=t.points)
     return Job("search", t.net, args, t.fault)
 
 

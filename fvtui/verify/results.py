@@ -27,6 +27,7 @@ class QueryRecord:
     presolved: bool = False
     milp: bool = False  # an UNSAT HiGHS decided after Marabou ran past its first MILP_AFTER seconds
     narrowed: bool = False  # a SAT whose point Marabou found near HiGHS' solution (search.NARROW)
+    lp: bool = False  # a SAT whose point the activation-region program found (points='lp', region.py)
     point: str = ""  # 'spurious': the solver's point (encode_point), which later queries exclude
 
 
@@ -45,7 +46,7 @@ class Counterexample:
     eps: float  # radius of the box it was found in
     predicted: int  # class the numpy network gives it
     seconds: float  # time of the query that found it (0 for seeds)
-    source: str  # 'marabou' or 'seed'
+    source: str  # 'marabou', 'lp' (region.py) or 'seed'
 
 
 @dataclass

@@ -18,6 +18,7 @@ from . import milp
 from .exclusions import simplify_exclusions
 from .network import Network
 from .query import FirstLayerEquations, Solved, build_query, solve
+from .region import RegionLP
 from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, VerifyResult, encode_point
 
 Report = Callable[[str, Any], None]
@@ -73,6 +74,7 @@ def search_counterexamples(
     report: Report | None = None,
     legacy: bool = False,
     milp_after: float = MILP_AFTER,
+    points: str = "marabou",
 ) -> SearchResult:
     """Up to k inputs near x where the runner-up beats the winner, each delta away from the rest in every pixel.
 
@@ -82,6 +84,8 @@ def search_counterexamples(
     excluded so the search moves on, but does not count; more than k of them mean the solver and
     the network disagree, and the search stops with 'error'. `legacy` (fvtui 0.1's protocol)
     counts a seed only if it changes the prediction, and tries eps = 1 as the last radius.
+    `points` = 'lp' first asks a linear program in the activation region of the last excluded
+    point (of x before there is one) for each query's point (region.py), Marabou when it has none.
     """
     report = report or _silent
     t0 = time.perf_counter()
@@ -99,6 +103,7 @@ def search_counterexamples(
 
     queries: list[QueryRecord] = []
     first_layer = FirstLayerEquations()
+    region = RegionLP(net, target_w, runner_up_r, margin) if points == "lp" else None
     eps = min(float(eps_start), 1.0) if legacy else float(eps_start)
     status, message, spurious = "sat", "", 0
     while len(found) < k:
@@ -115,7 +120,10 @@ def search_counterexamples(
                                    simple.centers, delta, first_layer=first_layer)
 
             first = timeout if legacy else min(timeout, milp_after)
-            solved = solve(query(), x.size, first)
+            proposed = None if region is None else region.propose(
+                excluded[-1] if excluded else x, simple.lower, simple.upper, simple.pixels, simple.centers, delta,
+                timeout)
+            solved = Solved("sat", proposed, 0.0) if proposed is not None else solve(query(), x.size, first)
             decided_by_milp = narrowed = False
             if solved.status == "timeout" and first < timeout:
                 def left() -> float:
@@ -133,7 +141,7 @@ def search_counterexamples(
                     if not narrowed:
                         solved = solve(query(), x.size, left())
             record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj, milp=decided_by_milp,
-                                 narrowed=narrowed)
+                                 narrowed=narrowed, lp=proposed is not None)
             if solved.status == "sat":
                 point = _as_input(solved.x, simple.lower, simple.upper)
                 excluded.append(point)
@@ -142,7 +150,7 @@ def search_counterexamples(
                     record.status, record.point = "spurious", encode_point(point)
                     spurious += 1
                 else:
-                    ce = Counterexample(point, eps, predicted, record.seconds, "marabou")
+                    ce = Counterexample(point, eps, predicted, record.seconds, "lp" if record.lp else "marabou")
                     found.append(ce)
                     report("counterexample", ce)
             elif solved.status != "unsat":
