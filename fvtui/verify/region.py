@@ -38,6 +38,7 @@ class RegionLP:
         h = self._highs = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("threads", 1)
+        h.setOptionValue("presolve", "off")  # presolving 784 x 128 took 0.14 s of a 0.03 s first solve
         n = net.input_size
         self._widths = [w.shape[0] for w in net.weights[:-1]]
         total = n + sum(self._widths)
