@@ -34,6 +34,13 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
 
     enc = encode_layers(net, lower, upper)
     pixels, centers = np.asarray(pixels, dtype=np.int64), np.asarray(centers, dtype=np.float64)
+    w_last = np.asarray(net.weights[-1], dtype=np.float64)
+    b_last = np.zeros(w_last.shape[0]) if net.biases[-1] is None else np.asarray(net.biases[-1], np.float64)
+    diff = w_last[runner_up] - w_last[winner]  # logit_r - logit_w = diff . h + (b_r - b_w) >= margin
+    last = len(net.weights) - 2
+    # A last-layer ReLU whose output only lowers logit_r - logit_w needs no binary: with post >= pre and
+    # post >= 0 alone, any larger post only makes the margin harder to reach, so the program stays exact.
+    relaxed = [layer == last and diff[unit] <= 0 for layer, unit in enc.units]
     nz, nr, nd = enc.num_variables, len(enc.relus), pixels.size
     nvars = nz + nr + nd  # the query's variables, then a binary per ReLU, then one per disjunction
     rows = 4 * nr + 1 + 2 * nd
@@ -53,14 +60,14 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
         lo_rows[row] = hi_rows[row] = -const
         a[row + 1, post], a[row + 1, pre] = 1.0, -1.0  # post >= pre
         lo_rows[row + 1] = 0.0
-        a[row + 2, post], a[row + 2, pre], a[row + 2, on] = 1.0, -1.0, -lo  # post <= pre - lo (1 - on)
-        hi_rows[row + 2] = -lo
-        a[row + 3, post], a[row + 3, on] = 1.0, -max(hi, 0.0)  # post <= hi * on
-        hi_rows[row + 3] = 0.0
+        if relaxed[k]:
+            var_hi[on] = 0.0  # a fixed, unused binary; rows row+2 and row+3 stay free
+        else:
+            a[row + 2, post], a[row + 2, pre], a[row + 2, on] = 1.0, -1.0, -lo  # post <= pre - lo (1 - on)
+            hi_rows[row + 2] = -lo
+            a[row + 3, post], a[row + 3, on] = 1.0, -max(hi, 0.0)  # post <= hi * on
+            hi_rows[row + 3] = 0.0
         row += 4
-    w_last = np.asarray(net.weights[-1], dtype=np.float64)
-    b_last = np.zeros(w_last.shape[0]) if net.biases[-1] is None else np.asarray(net.biases[-1], np.float64)
-    diff = w_last[runner_up] - w_last[winner]  # logit_r - logit_w = diff . h + (b_r - b_w) >= margin
     objective = diff @ enc.forms
     for j in np.flatnonzero(objective):
         a[row, j] = objective[j]

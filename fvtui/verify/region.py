@@ -132,8 +132,17 @@ class RegionLP:
         h.run()
         if h.getModelStatus() != self._status.kOptimal:
             return None
-        x = np.clip(np.asarray(h.getSolution().col_value[: self._n]), lo, hi).astype(np.float32)
-        if self.margin_at(x) > -self.margin + TOLERANCE:  # float32 rounding lost the margin
+        return self.checked(np.asarray(h.getSolution().col_value[: self._n]), lo, hi)
+
+    def checked(self, x: np.ndarray, lower: np.ndarray, upper: np.ndarray, pixels: np.ndarray = (),
+                centers: np.ndarray = (), delta: float = 0.0) -> np.ndarray | None:
+        """x (a program's optimum, within HiGHS' tolerance) as a float32 input of the query, or None when
+        rounding lost the margin or left it inside an exclusion."""
+        x = np.clip(x, lower, upper).astype(np.float32)
+        if self.margin_at(x) > -self.margin + TOLERANCE:
+            return None
+        pixels = np.asarray(pixels, np.int64)
+        if np.any(np.abs(x[pixels].astype(np.float64) - np.asarray(centers, np.float64)) < delta - TOLERANCE):
             return None
         return x
 

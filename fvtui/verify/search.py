@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from . import milp
+from . import bab, milp
 from .exclusions import simplify_exclusions
 from .network import Network
 from .query import FirstLayerEquations, Solved, build_query, solve
@@ -47,6 +47,27 @@ def _solve_near(net: Network, point: np.ndarray, lower: np.ndarray, upper: np.nd
         return Solved("unknown", None, 0.0)
     return solve(build_query(net, simple.lower, simple.upper, target_w, [runner_up_r], margin, simple.pixels,
                              simple.centers, delta, first_layer=first_layer), point.size, timeout)
+
+
+def _decide(net: Network, *args, **kwargs) -> milp.Decision:
+    """An exact decision of the query by HiGHS: branch and bound for one hidden layer, else the MILP."""
+    return (bab.decide if bab.applies(net) else milp.decide)(net, *args, **kwargs)
+
+
+def _by_programs(region: RegionLP, net: Network, simple, anchor: np.ndarray, winner: int, runner_up: int,
+                 margin: float, delta: float, limit: float) -> tuple[Solved | None, bool]:
+    """points='lp': the region program, then (one hidden layer) branch and bound, whose point is checked
+    like the region's. -> (the answer, decided UNSAT by HiGHS); None leaves the query to Marabou."""
+    query = (simple.lower, simple.upper, simple.pixels, simple.centers, delta)
+    point = region.propose(anchor, *query, limit)
+    if point is None and bab.applies(net):
+        decision = bab.decide(net, simple.lower, simple.upper, winner, runner_up, margin, simple.pixels,
+                              simple.centers, delta, time_limit=limit)
+        if decision.status == "infeasible":
+            return Solved("unsat", None, 0.0), True
+        if decision.status == "feasible":
+            point = region.checked(decision.x, *query)
+    return (None if point is None else Solved("sat", point, 0.0)), False
 
 
 def _box(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -120,17 +141,19 @@ def search_counterexamples(
                                    simple.centers, delta, first_layer=first_layer)
 
             first = timeout if legacy else min(timeout, milp_after)
-            proposed = None if region is None else region.propose(
-                excluded[-1] if excluded else x, simple.lower, simple.upper, simple.pixels, simple.centers, delta,
-                timeout)
-            solved = Solved("sat", proposed, 0.0) if proposed is not None else solve(query(), x.size, first)
-            decided_by_milp = narrowed = False
+            solved, decided_by_milp, narrowed = None, False, False
+            if region is not None:
+                solved, decided_by_milp = _by_programs(region, net, simple, excluded[-1] if excluded else x, target_w,
+                                                       runner_up_r, margin, delta, first)
+            by_program = solved is not None and solved.status == "sat"
+            if solved is None:
+                solved = solve(query(), x.size, first)
             if solved.status == "timeout" and first < timeout:
                 def left() -> float:
                     return max(1.0, timeout - (time.perf_counter() - tq))
 
-                decision = milp.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
-                                       simple.centers, delta, time_limit=left())
+                decision = _decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
+                                   simple.centers, delta, time_limit=left())
                 if decision.status == "infeasible":
                     solved, decided_by_milp = Solved("unsat", None, 0.0), True
                 else:
@@ -141,7 +164,7 @@ def search_counterexamples(
                     if not narrowed:
                         solved = solve(query(), x.size, left())
             record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj, milp=decided_by_milp,
-                                 narrowed=narrowed, lp=proposed is not None)
+                                 narrowed=narrowed, lp=by_program)
             if solved.status == "sat":
                 point = _as_input(solved.x, simple.lower, simple.upper)
                 excluded.append(point)

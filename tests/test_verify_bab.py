@@ -1,0 +1,100 @@
+"""Branch and bound for one hidden layer (verify/bab.py): the same verdicts as plain Marabou and as the MILP."""
+
+import numpy as np
+import pytest
+
+from fvtui.verify import bab, milp, search_counterexamples
+from fvtui.verify.exclusions import simplify_exclusions
+from fvtui.verify.query import build_query, solve
+
+from test_verify_search import D, M, box, random_net, top2
+
+
+def random_query(seed, hidden=12, inputs=10):
+    rng = np.random.default_rng(seed)
+    net = random_net((inputs, hidden, 4), seed)
+    x = rng.uniform(0.1, 0.9, inputs).astype(np.float32)
+    w, r = top2(net, x)
+    lower, upper = box(x, float(rng.uniform(0.02, 0.5)))
+    points = rng.uniform(lower, upper, (int(rng.integers(0, 4)), inputs))
+    return net, w, r, simplify_exclusions(lower, upper, points, D)
+
+
+def meets_the_query(net, z, simple, w, r, margin=M):
+    logits = net.logits(z.astype(np.float32)).astype(np.float64)
+    return (np.all(z >= simple.lower - 1e-7) and np.all(z <= simple.upper + 1e-7)
+            and all(abs(z[p] - c) >= D - 1e-6 for p, c in zip(simple.pixels, simple.centers))
+            and logits[r] - logits[w] >= margin - 1e-4)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_branch_and_bound_agrees_with_marabou(seed):
+    """Random one-layer nets, boxes and exclusions: infeasible exactly when plain Marabou says UNSAT."""
+    net, w, r, simple = random_query(seed)
+    if simple.infeasible:
+        return
+    plain = solve(build_query(net, simple.lower, simple.upper, w, [r], M, simple.pixels, simple.centers, D,
+                              fold=False), 10, 30)
+    decision = bab.decide(net, simple.lower, simple.upper, w, r, M, simple.pixels, simple.centers, D)
+    assert decision.status == ("infeasible" if plain.status == "unsat" else "feasible")
+    if decision.status == "feasible":
+        assert meets_the_query(net, decision.x, simple, w, r)
+
+
+def test_branch_and_bound_agrees_with_the_milp_at_the_edge():
+    """Margins 0.002 either side of the runner-up's best reach in the box (found by bisecting branch and
+    bound's own verdicts): the near-degenerate queries that are slow to prove. The MILP must agree on
+    each: a pruning that cuts too much makes the bisection stop short, and the MILP then finds the
+    margin above it reachable."""
+    for seed in range(20):
+        net, w, r, simple = random_query(seed, hidden=16)
+        if simple.infeasible:
+            continue
+        low, high = -10.0, 10.0
+        for _ in range(25):
+            mid = (low + high) / 2
+            found = bab.decide(net, simple.lower, simple.upper, w, r, mid, simple.pixels, simple.centers, D)
+            low, high = (mid, high) if found.status == "feasible" else (low, mid)
+        for margin, expected in ((low - 0.002, "feasible"), (high + 0.002, "infeasible")):
+            theirs = milp.decide(net, simple.lower, simple.upper, w, r, margin, simple.pixels, simple.centers, D,
+                                 time_limit=20)
+            assert theirs.status == expected, (seed, margin)
+
+
+def test_deeper_networks_keep_the_milp():
+    assert bab.applies(random_net((10, 8, 4), 0)) and not bab.applies(random_net((10, 8, 6, 4), 0))
+
+
+def test_an_unsat_query_left_by_marabou_is_settled_by_branch_and_bound(monkeypatch):
+    """The default search's hand-over after MILP_AFTER goes to branch and bound on a one-layer network."""
+    import fvtui.verify.search as search
+
+    calls = []
+    real = bab.decide
+    monkeypatch.setattr(bab, "decide", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(milp, "decide", lambda *a, **k: pytest.fail("the MILP was asked on a one-layer network"))
+    real_solve = search.solve
+    monkeypatch.setattr(search, "solve", lambda ipq, n, timeout: search.Solved("timeout", None, timeout)
+                        if timeout <= 0.5 else real_solve(ipq, n, timeout))
+    net = random_net((784, 16, 10), 1)
+    x = np.random.default_rng(2).uniform(0, 1, 784).astype(np.float32)
+    w, r = top2(net, x)
+    result = search.search_counterexamples(net, x, w, r, k=2, eps_start=0.001, eps_step=0.01, timeout=20,
+                                           milp_after=0.5)
+    assert calls and result.queries[0].status == "unsat" and result.queries[0].milp
+    assert len(result.counterexamples) == 2
+
+
+def test_lp_mode_settles_what_the_region_program_cannot_without_marabou(monkeypatch):
+    """points='lp' on one hidden layer: UNSAT levels by branch and bound, points by the programs; Marabou
+    is never called when branch and bound decides."""
+    import fvtui.verify.search as search
+
+    monkeypatch.setattr(search, "solve", lambda *a, **k: pytest.fail("Marabou was asked"))
+    net = random_net((784, 16, 10), 1)
+    x = np.random.default_rng(2).uniform(0, 1, 784).astype(np.float32)
+    w, r = top2(net, x)
+    result = search_counterexamples(net, x, w, r, k=4, eps_start=0.001, eps_step=0.01, timeout=20, points="lp")
+    statuses = [q.status for q in result.queries]
+    assert statuses[0] == "unsat" and result.queries[0].milp and statuses.count("sat") == 4
+    assert all(q.lp for q in result.queries if q.status == "sat")
