@@ -4,20 +4,13 @@ import numpy as np
 import pytest
 
 from fvtui.verify import bab, milp, search_counterexamples
-from fvtui.verify.exclusions import simplify_exclusions
-from fvtui.verify.query import build_query, solve
 
-from test_verify_search import D, M, box, random_net, top2
+from test_verify_search import D, M, plain_marabou, random_net, random_query, top2
 
 
-def random_query(seed, hidden=12, inputs=10):
-    rng = np.random.default_rng(seed)
-    net = random_net((inputs, hidden, 4), seed)
-    x = rng.uniform(0.1, 0.9, inputs).astype(np.float32)
-    w, r = top2(net, x)
-    lower, upper = box(x, float(rng.uniform(0.02, 0.5)))
-    points = rng.uniform(lower, upper, (int(rng.integers(0, 4)), inputs))
-    return net, w, r, simplify_exclusions(lower, upper, points, D)
+def one_layer_query(seed, hidden=12):
+    net, _, w, r, _, _, simple = random_query(seed, (10, hidden, 4), (0.02, 0.5), most_points=3)
+    return net, w, r, simple
 
 
 def meets_the_query(net, z, simple, w, r, margin=M):
@@ -30,11 +23,10 @@ def meets_the_query(net, z, simple, w, r, margin=M):
 @pytest.mark.parametrize("seed", range(24))
 def test_branch_and_bound_agrees_with_marabou(seed):
     """Random one-layer nets, boxes and exclusions: infeasible exactly when plain Marabou says UNSAT."""
-    net, w, r, simple = random_query(seed)
+    net, w, r, simple = one_layer_query(seed)
     if simple.infeasible:
         return
-    plain = solve(build_query(net, simple.lower, simple.upper, w, [r], M, simple.pixels, simple.centers, D,
-                              fold=False), 10, 30)
+    plain = plain_marabou(net, simple, w, r)
     decision = bab.decide(net, simple.lower, simple.upper, w, r, M, simple.pixels, simple.centers, D)
     assert decision.status == ("infeasible" if plain.status == "unsat" else "feasible")
     if decision.status == "feasible":
@@ -47,7 +39,7 @@ def test_branch_and_bound_agrees_with_the_milp_at_the_edge():
     each: a pruning that cuts too much makes the bisection stop short, and the MILP then finds the
     margin above it reachable."""
     for seed in range(12):
-        net, w, r, simple = random_query(seed, hidden=16)
+        net, w, r, simple = one_layer_query(seed, hidden=16)
         if simple.infeasible:
             continue
         low, high = -10.0, 10.0

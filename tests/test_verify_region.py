@@ -4,11 +4,9 @@ import numpy as np
 import pytest
 
 from fvtui.verify import search_counterexamples
-from fvtui.verify.exclusions import simplify_exclusions
-from fvtui.verify.query import build_query, solve
 from fvtui.verify.region import RegionLP
 
-from test_verify_search import D, M, box, check_counterexamples, random_net, top2
+from test_verify_search import D, M, box, check_counterexamples, plain_marabou, random_net, random_query, top2
 
 
 def in_query(net, z, simple, w, r):
@@ -23,18 +21,10 @@ def in_query(net, z, simple, w, r):
 def test_a_region_point_answers_the_query_and_marabou_agrees_it_is_sat(seed):
     """Random nets (one and two hidden layers), boxes, exclusions and anchors: a proposed point lies in
     the query and in its anchor's region; whenever plain Marabou says UNSAT, nothing is proposed."""
-    rng = np.random.default_rng(seed)
-    net = random_net((10, 8, 6, 4) if seed % 2 else (10, 12, 4), seed)
-    x = rng.uniform(0.1, 0.9, 10).astype(np.float32)
-    w, r = top2(net, x)
-    lower, upper = box(x, float(rng.uniform(0.05, 0.5)))
-    points = rng.uniform(lower, upper, (int(rng.integers(0, 3)), 10))
-    simple = simplify_exclusions(lower, upper, points, D)
+    net, x, w, r, lower, upper, simple = random_query(seed, (10, 8, 6, 4) if seed % 2 else (10, 12, 4), (0.05, 0.5))
     if simple.infeasible:
         return
-    plain = solve(build_query(net, simple.lower, simple.upper, w, [r], M, simple.pixels, simple.centers, D,
-                              fold=False), 10, 30)
-    assert plain.status in ("sat", "unsat")
+    plain = plain_marabou(net, simple, w, r)
     region = RegionLP(net, w, r, M)
     anchors = [x] + ([np.clip(plain.x, lower, upper)] if plain.status == "sat" else [])
     for anchor in anchors:

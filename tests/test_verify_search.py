@@ -30,6 +30,26 @@ def box(x, eps):
     return np.clip(x.astype(np.float64) - eps, 0, 1), np.clip(x.astype(np.float64) + eps, 0, 1)
 
 
+def random_query(seed, sizes, eps=(0.02, 0.4), most_points=2):
+    """A random net, input x, its top two classes, and x's box with up to most_points random exclusions,
+    simplified. -> (net, x, w, r, lower, upper, simplified)"""
+    rng = np.random.default_rng(seed)
+    net = random_net(sizes, seed)
+    x = rng.uniform(0.1, 0.9, sizes[0]).astype(np.float32)
+    w, r = top2(net, x)
+    lower, upper = box(x, float(rng.uniform(*eps)))
+    points = rng.uniform(lower, upper, (int(rng.integers(0, most_points + 1)), sizes[0]))
+    return net, x, w, r, lower, upper, simplify_exclusions(lower, upper, points, D)
+
+
+def plain_marabou(net, simple, w, r):
+    """Marabou on the literal query (no folding): the verdict every shortcut must match."""
+    plain = solve(build_query(net, simple.lower, simple.upper, w, [r], M, simple.pixels, simple.centers, D,
+                              fold=False), net.input_size, 30)
+    assert plain.status in ("sat", "unsat")
+    return plain
+
+
 @pytest.fixture(scope="module")
 def mnist_like():
     net = random_net((784, 16, 10), 1)
@@ -280,18 +300,10 @@ def test_the_milp_agrees_with_marabou_on_random_queries(seed):
     lie in the box, meet the exclusions and reach the runner-up: random nets, boxes and exclusions."""
     from fvtui.verify.milp import decide
 
-    rng = np.random.default_rng(seed)
-    net = random_net((10, 8, 6, 4) if seed % 2 else (10, 12, 4), seed)
-    x = rng.uniform(0.1, 0.9, 10).astype(np.float32)
-    w, r = top2(net, x)
-    lower, upper = box(x, float(rng.uniform(0.02, 0.4)))
-    points = rng.uniform(lower, upper, (int(rng.integers(0, 3)), 10))
-    simple = simplify_exclusions(lower, upper, points, D)
+    net, _, w, r, _, _, simple = random_query(seed, (10, 8, 6, 4) if seed % 2 else (10, 12, 4))
     if simple.infeasible:
         return
-    plain = solve(build_query(net, simple.lower, simple.upper, w, [r], M, simple.pixels, simple.centers, D,
-                              fold=False), 10, 30)
-    assert plain.status in ("sat", "unsat")
+    plain = plain_marabou(net, simple, w, r)
     decision = decide(net, simple.lower, simple.upper, w, r, M, simple.pixels, simple.centers, D)
     assert decision.status == ("infeasible" if plain.status == "unsat" else "feasible")
     if decision.status == "feasible":
