@@ -22,12 +22,12 @@ from .region import RegionLP
 from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, VerifyResult, encode_point
 
 Report = Callable[[str, Any], None]
-# A query Marabou has not settled in this many seconds goes to the MILP (milp.py): if that proves it
-# infeasible the query is UNSAT. If it finds an input, the query is SAT and Marabou is asked for a
-# counterexample in the box narrowed to NARROW around that input (a sub-box of the query's, where
-# most ReLUs are decided); the point kept is always Marabou's, a valid answer to the whole query.
-# Whatever is not settled so gets the rest of the budget on the whole query. Queries Marabou
-# settles in time are untouched.
+# A query Marabou has not settled in this many seconds goes to HiGHS (_decide: bab.py for one hidden
+# layer, else milp.py): if that proves it infeasible the query is UNSAT. If it finds an input, the
+# query is SAT and Marabou is asked for a counterexample in the box narrowed to NARROW around that
+# input (a sub-box of the query's, where most ReLUs are decided); the point kept is always
+# Marabou's, a valid answer to the whole query. Whatever is not settled so gets the rest of the
+# budget on the whole query. Queries Marabou settles in time are untouched.
 MILP_AFTER = 10.0
 NARROW = 0.01
 
@@ -106,7 +106,8 @@ def search_counterexamples(
     the network disagree, and the search stops with 'error'. `legacy` (fvtui 0.1's protocol)
     counts a seed only if it changes the prediction, and tries eps = 1 as the last radius.
     `points` = 'lp' first asks a linear program in the activation region of the last excluded
-    point (of x before there is one) for each query's point (region.py), Marabou when it has none.
+    point (of x before there is one) for each query's point (region.py), then branch and bound
+    (bab.py, one hidden layer), and Marabou only when neither settles the query.
     """
     report = report or _silent
     t0 = time.perf_counter()
