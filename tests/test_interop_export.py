@@ -31,14 +31,17 @@ BASE = dict(dataset="demo", rounds=1, init_size=20, hidden=(8,), epochs=2)
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, demo):
-    """Three one-round sessions: fv from a tiny eps (UNSATs, interior exclusions), fvaal+fv (its FGSM
-    example seeds every search: many two-sided disjunctions), and random+none (no solver)."""
+    """Four one-round sessions: fv from a tiny eps (UNSATs, interior exclusions), the same with the
+    region program's points (--fv-points lp), fvaal+fv (its FGSM example seeds every search: many
+    two-sided disjunctions), and random+none (no solver)."""
     root = tmp_path_factory.mktemp("interop-sessions")
     st = SessionStore(root)
     settings = dict(query_size=5, pool_size=200, advs_per_sample=3, verify_timeout=10)
     configs = {
         "grow": SessionConfig(**BASE, settings=RoundSettings(strategy="random", augment="fv", eps_start=0.004,
                                                              eps_step=0.01, **settings)),
+        "grow-lp": SessionConfig(**BASE, settings=RoundSettings(strategy="random", augment="fv", eps_start=0.004,
+                                                                eps_step=0.01, fv_points="lp", **settings)),
         "seeded": SessionConfig(**BASE, settings=RoundSettings(strategy="fvaal", augment="fv", **settings)),
         "plain": SessionConfig(**BASE, settings=RoundSettings(strategy="random", augment="none", **settings)),
     }
@@ -87,7 +90,7 @@ def test_onnx_export_of_one_round(store, tmp_path):
 # -- the rebuilt queries ------------------------------------------------------------------------------
 def test_rebuilt_queries_are_the_recorded_searches(store, demo):
     """Each sample's rebuilt queries count, end and find exactly what the round recorded."""
-    for name in ("grow", "seeded"):
+    for name in ("grow", "grow-lp", "seeded"):
         with store.open(name, writable=False) as session:
             rebuilt = rebuild_round(session, demo, 1)
             record = session.rounds[0]
@@ -101,7 +104,8 @@ def test_rebuilt_queries_are_the_recorded_searches(store, demo):
                 assert [q.seconds for q in mine] == v.query_seconds
             synthetic = session.synthetic(1)
             sat = [q for q in rebuilt.queries if q.verdict == "sat"]
-            assert len(sat) == int((synthetic.origin == "marabou").sum())
+            assert len(sat) == int(np.isin(synthetic.origin, ("marabou", "lp")).sum())
+            assert (synthetic.origin == "lp").any() == (name == "grow-lp")
             for q in sat:  # the counterexample lies in the box and meets every exclusion (up to float32)
                 assert np.all(q.counterexample >= q.lower - 1e-6) and np.all(q.counterexample <= q.upper + 1e-6)
                 for p, c in zip(q.pixels, q.centers):
@@ -232,9 +236,10 @@ def solve_pair(onnx_path: Path, vnnlib_path: Path, timeout: int = 20) -> tuple[s
 
 
 def test_marabou_reading_the_exported_files_agrees_with_fvtui(store, tmp_path):
-    """Every exported query of both sessions (at most 40), solved from the files alone."""
+    """Every exported query of the three fv sessions (at most 60), solved from the files alone: in
+    grow-lp the UNSATs are branch and bound's and the SATs the region program's."""
     agree, checked, disjunctive, unsat, inconclusive = 0, 0, 0, 0, 0
-    for name in ("grow", "seeded"):
+    for name in ("grow", "grow-lp", "seeded"):
         export(store, name, tmp_path / name, vnnlib=True)
         folder = tmp_path / name / "vnnlib-round-0001"
         summary = {row["vnnlib"]: row for row in csv.DictReader(open(folder / "queries.csv"))}
