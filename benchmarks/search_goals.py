@@ -27,6 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from fvtui.schema import FV_POINTS  # noqa: E402
 from fvtui.store import SessionStore  # noqa: E402
 
 GOALS = {  # name: (strategy, hidden, goal in seconds)
@@ -83,7 +84,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--dataset", default="fashionmnist")
-    ap.add_argument("--fv-points", default="marabou", choices=("marabou", "lp"),
+    ap.add_argument("--fv-points", default="marabou", choices=FV_POINTS,
                     help="who finds fv's counterexamples (the session setting of that name)")
     ap.add_argument("--limit", type=float, default=None,
                     help="seconds per goal, then stop the session as Ctrl-C would and report its finished rounds")

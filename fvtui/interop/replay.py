@@ -29,6 +29,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..errors import UserError
+from ..schema import FV_POINTS  # the origins the fv search writes: its point sources
 
 MARGIN = 0.001  # search_counterexamples' defaults, which fv always uses
 DELTA = 0.001
@@ -106,7 +107,7 @@ def rebuild_round(session, dataset, round_index: int) -> RebuiltRound:
                                              "stored them: the points they excluded from later queries are unknown"))
             continue
         eps_start, seeds = start_of(ctx, row)
-        mine = (synthetic.source == source) & np.isin(synthetic.origin, ("marabou", "lp"))
+        mine = (synthetic.source == source) & np.isin(synthetic.origin, FV_POINTS)
         points = list(zip(synthetic.x[mine], synthetic.eps[mine].tolist()))
         queries, problem = _replay_search(
             net, x_all[row].numpy(), int(top2[row, 0]), int(top2[row, 1]), settings.advs_per_sample, eps_start,

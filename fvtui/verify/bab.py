@@ -37,10 +37,7 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
     import highspy
 
     start = time.perf_counter()
-    w1 = np.asarray(net.weights[0], np.float64)
-    b1 = np.zeros(w1.shape[0]) if net.biases[0] is None else np.asarray(net.biases[0], np.float64)
-    w2 = np.asarray(net.weights[1], np.float64)
-    b2 = np.zeros(w2.shape[0]) if net.biases[1] is None else np.asarray(net.biases[1], np.float64)
+    (w1, b1), (w2, b2) = net.layer(0), net.layer(1)
     d, k = w2[runner_up] - w2[winner], float(b2[runner_up] - b2[winner])
     lower, upper = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
     pixels, centers = np.asarray(pixels, np.int64), np.asarray(centers, np.float64)
@@ -103,7 +100,6 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
         inside = [t for t, (p, c) in enumerate(zip(pixels.tolist(), centers.tolist()))
                   if c - delta < x[p] < c + delta]
         pre = w1 @ x + b1
-        gap = d * (values[n + m:] - np.maximum(values[n:n + m], 0.0))  # what the triangle adds to the maximum
         reached = float(d @ np.maximum(pre, 0.0)) + k >= margin - SLACK
         if reached and not inside:
             return Decision("feasible", x)
@@ -111,9 +107,13 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
             p, c = int(pixels[inside[0]]), float(centers[inside[0]])
             sides = []
             if x_lo[p] <= c - delta:
-                sides.append((x_lo, np.where(np.arange(n) == p, min(x_hi[p], c - delta), x_hi)))
+                below = x_hi.copy()
+                below[p] = min(x_hi[p], c - delta)
+                sides.append((x_lo, below))
             if c + delta <= x_hi[p]:
-                sides.append((np.where(np.arange(n) == p, max(x_lo[p], c + delta), x_lo), x_hi))
+                above = x_lo.copy()
+                above[p] = max(x_lo[p], c + delta)
+                sides.append((above, x_hi))
             if x[p] >= c:
                 sides.reverse()
             stack.extend((a, b, phase) for a, b in reversed(sides))
@@ -121,6 +121,7 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
         free = np.flatnonzero(split & (phase == 0))
         if free.size == 0:  # the program is exact here and reached the margin: float noise at the edge
             return Decision("feasible", x)
+        gap = d * (values[n + m:] - np.maximum(values[n:n + m], 0.0))  # what the triangle adds to the maximum
         j = int(free[np.argmax(gap[free])])
         on, off = phase.copy(), phase.copy()
         on[j], off[j] = 1, -1

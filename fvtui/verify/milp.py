@@ -34,8 +34,7 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
 
     enc = encode_layers(net, lower, upper)
     pixels, centers = np.asarray(pixels, dtype=np.int64), np.asarray(centers, dtype=np.float64)
-    w_last = np.asarray(net.weights[-1], dtype=np.float64)
-    b_last = np.zeros(w_last.shape[0]) if net.biases[-1] is None else np.asarray(net.biases[-1], np.float64)
+    w_last, b_last = net.layer(-1)
     diff = w_last[runner_up] - w_last[winner]  # logit_r - logit_w = diff . h + (b_r - b_w) >= margin
     last = len(net.weights) - 2
     # A last-layer ReLU whose output only lowers logit_r - logit_w needs no binary: with post >= pre and

@@ -36,6 +36,12 @@ class Network:
     def num_classes(self) -> int:
         return int(self.weights[-1].shape[0])
 
+    def layer(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Layer i's weights and bias in float64 (a missing bias as zeros), as the solvers' programs use them."""
+        w = np.asarray(self.weights[i], np.float64)
+        b = self.biases[i]
+        return w, np.zeros(w.shape[0]) if b is None else np.asarray(b, np.float64)
+
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Logits for one input (n,) or a batch (m, n), in float32 like the torch model."""
         h = np.asarray(x, dtype=np.float32)

@@ -157,8 +157,7 @@ def build_query(
         ipq.setLowerBound(pre + 1, 0.0)
         ipq.setUpperBound(pre + 1, max(hi, 0.0))
         MarabouCore.addReluConstraint(ipq, pre, pre + 1)
-    w_last = np.asarray(net.weights[-1], dtype=np.float64)
-    b_last = np.zeros(w_last.shape[0]) if net.biases[-1] is None else np.asarray(net.biases[-1], np.float64)
+    w_last, b_last = net.layer(-1)
     cons = []
     for c in others:
         diff = w_last[winner] - w_last[c]  # (w_w - w_c) . h + (b_w - b_c) <= -margin

@@ -3,7 +3,7 @@
 Where every ReLU keeps the phase it has at some point p, the network is affine, so "an input of
 the query's box (its exclusions fixed to one side each) in p's region with logit_w - logit_r <=
 -margin" is a linear program. A feasible point answers the fv query exactly as a Marabou point
-would (it is checked against the query in float64 and by the network before it counts); an
+would (it is checked against the query by the network's own arithmetic before it counts); an
 infeasible program settles nothing and the query goes on (to bab.py for one hidden layer, then
 Marabou). Successive queries of one search differ only in bounds (the box, the exclusions turned
 into bounds, the region's phases), so HiGHS starts each from the last optimal basis: measured 2-4 ms
@@ -45,9 +45,8 @@ class RegionLP:
         self._biases = []
         first = n
         prev = np.arange(n)
-        for w, b in zip(net.weights[:-1], net.biases[:-1]):
-            w64 = np.asarray(w, np.float64)
-            bias = np.zeros(w64.shape[0]) if b is None else np.asarray(b, np.float64)
+        for i in range(len(net.weights) - 1):
+            w64, bias = net.layer(i)
             units = first + np.arange(w64.shape[0])
             for j in range(w64.shape[0]):  # W[j] . h_prev - h_j = -b_j
                 nz = np.flatnonzero(w64[j])
@@ -56,12 +55,10 @@ class RegionLP:
                 h.addRow(-bias[j], -bias[j], idx.size, idx, val)
             self._biases.append(bias)
             prev, first = units, first + w64.shape[0]
-        w_last = np.asarray(net.weights[-1], np.float64)
-        b_last = net.biases[-1]
-        diff = w_last[winner] - w_last[runner_up]  # logit_w - logit_r = diff . h_last + const
-        self._const = 0.0 if b_last is None else float(b_last[winner] - b_last[runner_up])
-        h.addRow(-self._inf, -margin - self._const, prev.size, prev.astype(np.int32), diff)
-        h.changeColsCost(prev.size, prev.astype(np.int32), diff)
+        w_last = net.layer(-1)[0]
+        # Minimise logit_w - logit_r (up to its constant): the region holds a point of the query exactly
+        # when the optimum meets the margin, which checked() tests, so the margin needs no row of its own.
+        h.changeColsCost(prev.size, prev.astype(np.int32), w_last[winner] - w_last[runner_up])
         self._n = n
         self._phases: np.ndarray | None = None
 
@@ -86,8 +83,8 @@ class RegionLP:
         return np.concatenate(on)
 
     def margin_at(self, x: np.ndarray) -> float:
-        logits = np.asarray(self.net.logits(np.asarray(x, np.float64)), np.float64)
-        return float(logits[self.winner] - logits[self.runner_up])
+        logits = self.net.logits(x)  # float32, as the torch model that re-checks every point
+        return float(logits[self.winner]) - float(logits[self.runner_up])
 
     def propose(self, anchor: np.ndarray, lower: np.ndarray, upper: np.ndarray, pixels: np.ndarray,
                 centers: np.ndarray, delta: float, time_limit: float) -> np.ndarray | None:

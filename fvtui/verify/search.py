@@ -55,19 +55,19 @@ def _decide(net: Network, *args, **kwargs) -> milp.Decision:
 
 
 def _by_programs(region: RegionLP, net: Network, simple, anchor: np.ndarray, winner: int, runner_up: int,
-                 margin: float, delta: float, limit: float) -> tuple[Solved | None, bool]:
+                 margin: float, delta: float, limit: float) -> Solved | None:
     """points='lp': the region program, then (one hidden layer) branch and bound, whose point is checked
-    like the region's. -> (the answer, decided UNSAT by HiGHS); None leaves the query to Marabou."""
+    like the region's; None leaves the query to Marabou."""
     query = (simple.lower, simple.upper, simple.pixels, simple.centers, delta)
     point = region.propose(anchor, *query, limit)
     if point is None and bab.applies(net):
         decision = bab.decide(net, simple.lower, simple.upper, winner, runner_up, margin, simple.pixels,
                               simple.centers, delta, time_limit=limit)
         if decision.status == "infeasible":
-            return Solved("unsat", None, 0.0), True
+            return Solved("unsat", None, 0.0)
         if decision.status == "feasible":
             point = region.checked(decision.x, *query)
-    return (None if point is None else Solved("sat", point, 0.0)), False
+    return None if point is None else Solved("sat", point, 0.0)
 
 
 def _box(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -142,11 +142,10 @@ def search_counterexamples(
                                    simple.centers, delta, first_layer=first_layer)
 
             first = timeout if legacy else min(timeout, milp_after)
-            solved, decided_by_milp, narrowed = None, False, False
-            if region is not None:
-                solved, decided_by_milp = _by_programs(region, net, simple, excluded[-1] if excluded else x, target_w,
-                                                       runner_up_r, margin, delta, first)
+            solved = None if region is None else _by_programs(
+                region, net, simple, excluded[-1] if excluded else x, target_w, runner_up_r, margin, delta, first)
             by_program = solved is not None and solved.status == "sat"
+            decided_by_milp, narrowed = solved is not None and solved.status == "unsat", False
             if solved is None:
                 solved = solve(query(), x.size, first)
             if solved.status == "timeout" and first < timeout:
