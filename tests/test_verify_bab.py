@@ -90,3 +90,23 @@ def test_lp_mode_settles_what_the_region_program_cannot_without_marabou(monkeypa
     statuses = [q.status for q in result.queries]
     assert statuses[0] == "unsat" and result.queries[0].milp and statuses.count("sat") == 4
     assert all(q.lp for q in result.queries if q.status == "sat")
+
+
+def test_lp_mode_gives_branch_and_bound_the_whole_budget_once_and_marabou_what_is_left(monkeypatch):
+    """A query branch and bound cannot settle in time is not handed back to it after Marabou (it would
+    start over): one call per query, with the query's whole timeout; Marabou then gets the rest."""
+    import fvtui.verify.search as search
+
+    limits, marabou = [], []
+    monkeypatch.setattr(bab, "decide", lambda *a, time_limit, **k: limits.append(time_limit) or milp.Decision("unknown"))
+    real_solve = search.solve
+    monkeypatch.setattr(search, "solve", lambda ipq, n, timeout: marabou.append(timeout) or real_solve(ipq, n, timeout))
+    net = random_net((784, 16, 10), 1)
+    x = np.random.default_rng(2).uniform(0, 1, 784).astype(np.float32)
+    w, r = top2(net, x)
+    result = search_counterexamples(net, x, w, r, k=2, eps_start=0.001, eps_step=0.01, timeout=20, points="lp")
+    asked = [q for q in result.queries if not q.presolved]
+    assert result.queries[0].status == "unsat" and not result.queries[0].milp  # Marabou's verdict this time
+    assert len(limits) == len(marabou) >= 1 and len(limits) <= len(asked)
+    assert all(limit == 20 for limit in limits)
+    assert all(1.0 <= t <= 20 for t in marabou) and marabou[0] > 15  # what was left of the query's 20 s

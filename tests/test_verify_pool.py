@@ -74,6 +74,16 @@ def test_results_in_task_order_whatever_the_completion_order(pool):
             assert NET.predict(ce.x) != t.target
 
 
+def test_a_worker_gets_its_next_task_before_the_last_result_is_handled():
+    """on_result saves and re-checks a sample in the parent; the worker is not left idle meanwhile."""
+    busy = []
+    with SolverPool(1, grace=0.5) as one:
+        results = one.run_searches([task(i, k=1) for i in range(3)],
+                                   on_result=lambda i, r: busy.append(one._workers[0].job))
+    assert [r.status for r in results] == ["sat"] * 3
+    assert busy == [1, 2, None]  # while result i was handled, task i + 1 was already running
+
+
 def test_crash_is_an_error_and_the_run_goes_on(pool):
     before = pool.pids()
     results = pool.run_searches([task(0, fault="crash"), task(1), task(2), task(3)])

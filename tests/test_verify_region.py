@@ -139,3 +139,23 @@ def test_when_the_anchors_region_has_none_the_walk_tries_the_steepest_box_vertex
     vertex = np.where(margin_gradient > 0, lower, upper)
     assert len(tried) == 3 and np.array_equal(tried[0], on)
     assert np.array_equal(tried[1], w1 @ vertex + b1 > 0) and not np.array_equal(tried[1], on)
+
+
+def test_a_warm_program_keeps_its_whole_time_limit_every_run():
+    """HiGHS compares time_limit with the sum of an object's runs: before highs.run_for, once a search's
+    program had run 0.1 s in total, most later queries stopped at once and went on to Marabou."""
+    net, x = random_net((784, 64, 10), 1), np.random.default_rng(2).uniform(0, 1, 784).astype(np.float32)
+    w, r = top2(net, x)
+    found = search_counterexamples(net, x, w, r, k=3, eps_start=0.01, eps_step=0.02, timeout=20)
+    lower, upper = box(x, found.final_eps)
+    region = RegionLP(net, w, r, M)
+    anchors = [ce.x for ce in found.counterexamples]  # their regions in turn: every run does real work
+
+    def answers():
+        return [region.propose(a, lower, upper, np.zeros(0, np.int64), np.zeros(0), D, 0.1) is not None
+                for a in anchors]
+
+    first = answers()
+    assert any(first)
+    while region._highs.getRunTime() < 0.5:
+        assert answers() == first

@@ -293,14 +293,20 @@ class SolverPool(Solver):
                 w.job, w.deadline = None, None
 
             try:
-                while todo or any(w.job is not None for w in self._workers):
-                    if self._closed or (cancel is not None and cancel.is_set()):
-                        raise Cancelled("verification stopped")
-                    if todo:
+                while todo or finished or any(w.job is not None for w in self._workers):
+                    stop = self._closed or (cancel is not None and cancel.is_set())
+                    if todo and not stop:
                         self._fill()
-                    for w in list(self._workers):
-                        if todo and w.job is None:
-                            self._dispatch(w, todo, jobs, finish)
+                        for w in list(self._workers):
+                            if todo and w.job is None:
+                                self._dispatch(w, todo, jobs, finish)
+                    # after dispatching: a worker does not wait while its last result is saved
+                    for i in finished:
+                        if on_result is not None:
+                            on_result(i, results[i])
+                    finished.clear()
+                    if stop:
+                        raise Cancelled("verification stopped")
                     now = time.monotonic()
                     timeout = min([_POLL] + [w.deadline - now for w in self._workers if w.deadline is not None])
                     by_conn = {w.conn: w for w in self._workers}
@@ -313,10 +319,6 @@ class SolverPool(Solver):
                             limit = query_deadline(job.args["timeout"], self._grace)
                             finish(w, job.failed("timeout", f"solver killed after {limit:.0f} s"))
                             self._remove(w)
-                    for i in finished:
-                        if on_result is not None:
-                            on_result(i, results[i])
-                    finished.clear()
             except BaseException:
                 _kill_all(self._workers)  # abandoned jobs; fresh workers start on the next call
                 raise

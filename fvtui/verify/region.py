@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .highs import new_program, run_for
 from .network import Network
 
 WALK = 2  # regions tried after the anchor's, along box vertices (see RegionLP.propose)
@@ -35,10 +36,7 @@ class RegionLP:
         self.net, self.winner, self.runner_up, self.margin = net, winner, runner_up, margin
         self._status = highspy.HighsModelStatus
         self._inf = highspy.kHighsInf
-        h = self._highs = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("threads", 1)
-        h.setOptionValue("presolve", "off")  # presolving 784 x 128 took 0.14 s of a 0.03 s first solve
+        h = self._highs = new_program()
         n = net.input_size
         total = n + sum(w.shape[0] for w in net.weights[:-1])
         h.addVars(total, np.zeros(total), np.full(total, self._inf))
@@ -124,8 +122,7 @@ class RegionLP:
         if self._phases is None or not np.array_equal(on, self._phases):
             self._set_phases(on)
         h = self._highs
-        h.setOptionValue("time_limit", max(0.1, float(time_limit)))
-        h.run()
+        run_for(h, max(0.1, float(time_limit)))
         if h.getModelStatus() != self._status.kOptimal:
             return None
         return self.checked(np.asarray(h.getSolution().col_value[: self._n]), lo, hi)

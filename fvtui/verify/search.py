@@ -141,17 +141,20 @@ def search_counterexamples(
                 return build_query(net, simple.lower, simple.upper, target_w, [runner_up_r], margin, simple.pixels,
                                    simple.centers, delta, first_layer=first_layer)
 
+            def left() -> float:
+                return max(1.0, timeout - (time.perf_counter() - tq))
+
             first = timeout if legacy else min(timeout, milp_after)
+            # lp mode: branch and bound (one hidden layer) has the whole budget, and is not asked twice
+            exact_tried = region is not None and bab.applies(net)
             solved = None if region is None else _by_programs(
-                region, net, simple, excluded[-1] if excluded else x, target_w, runner_up_r, margin, delta, first)
+                region, net, simple, excluded[-1] if excluded else x, target_w, runner_up_r, margin, delta,
+                timeout if exact_tried else first)
             by_program = solved is not None and solved.status == "sat"
             decided_by_milp, narrowed = solved is not None and solved.status == "unsat", False
             if solved is None:
-                solved = solve(query(), x.size, first)
-            if solved.status == "timeout" and first < timeout:
-                def left() -> float:
-                    return max(1.0, timeout - (time.perf_counter() - tq))
-
+                solved = solve(query(), x.size, left() if exact_tried else first)
+            if solved.status == "timeout" and first < timeout and not exact_tried:
                 decision = _decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
                                    simple.centers, delta, time_limit=left())
                 if decision.status == "infeasible":
