@@ -200,3 +200,36 @@ def test_workers_exit_when_the_parent_dies():
     while any(alive(p) for p in pids) and time.monotonic() < end:
         time.sleep(0.1)
     assert not any(alive(p) for p in pids)
+
+
+def test_a_worker_sets_its_orphan_timer_once_per_job_not_per_query(monkeypatch):
+    """faulthandler's timer (the backstop that ends a worker whose query outlives a dead parent) costs a
+    thread handshake each time it is set or cleared, as much as a region-program query."""
+    import faulthandler
+
+    from fvtui.verify import worker
+    from fvtui.verify.pool import search_job
+
+    calls = []
+    monkeypatch.setattr(faulthandler, "dump_traceback_later", lambda *a, **k: calls.append("set"))
+    monkeypatch.setattr(faulthandler, "cancel_dump_traceback_later", lambda: calls.append("clear"))
+    job = search_job(task(0, k=6, timeout=10))
+
+    class Pipe:
+        def __init__(self):
+            self.inbox, self.sent = [(0, job.kind, NET, job.args, None)], []
+
+        def recv(self):
+            if not self.inbox:
+                raise EOFError
+            return self.inbox.pop()
+
+        def send(self, message):
+            self.sent.append(message)
+
+    pipe = Pipe()
+    with pytest.raises(EOFError):
+        worker._serve(pipe, 0.5)
+    starts = [m for m in pipe.sent if m[0] == "event" and m[2] == "start"]
+    assert pipe.sent[-1][0] == "done" and len(starts) >= 6  # every query of the job said it started
+    assert calls == ["set", "clear"]

@@ -26,6 +26,7 @@ from .search import certified_radius, search_counterexamples, verify_sample
 RUNNERS = {"search": search_counterexamples, "verify": verify_sample, "radius": certified_radius}
 NICENESS = 10
 ORPHAN_SLACK = 10.0  # seconds past the parent's kill time after which a query ends the worker
+REARM = ORPHAN_SLACK / 2  # seconds; see report() in _serve
 
 
 def query_deadline(timeout: float, grace: float) -> float:
@@ -60,12 +61,15 @@ def _serve(conn: Connection, grace: float) -> None:
         if new_net is not None:
             net = new_net
         watchdog = query_deadline(args["timeout"], grace) + ORPHAN_SLACK
+        armed = [float("-inf")]  # when the timer was last set for this job
 
         def report(event: str, payload) -> None:
-            if event == "start":
+            # Setting the timer costs a thread handshake, as much as a whole region-program query: it is
+            # set again only when older than REARM, so it fires at least watchdog - REARM after any
+            # query's start (still past the parent's kill time), and cleared once the job is done.
+            if event == "start" and time.monotonic() - armed[0] > REARM:
                 faulthandler.dump_traceback_later(watchdog, exit=True)
-            elif event == "query":
-                faulthandler.cancel_dump_traceback_later()
+                armed[0] = time.monotonic()
             conn.send(("event", job_id, event, payload))
 
         try:
