@@ -110,3 +110,30 @@ def test_lp_mode_gives_branch_and_bound_the_whole_budget_once_and_marabou_what_i
     assert len(limits) == len(marabou) >= 1 and len(limits) <= len(asked)
     assert all(limit == 20 for limit in limits)
     assert all(1.0 <= t <= 20 for t in marabou) and marabou[0] > 15  # what was left of the query's 20 s
+
+
+def test_the_root_cuts_are_valid_exact_at_phases_and_tighter_than_the_triangle():
+    """Anderson et al.'s cuts (bab.strongest_cuts) on random units and boxes: never below relu(w x + b)
+    with s the unit's phase (where they equal it), and never above big-M's min(hi s, z - lo (1 - s))."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, units = int(rng.integers(1, 12)), int(rng.integers(1, 6))
+        w, b = rng.standard_normal((units, n)), rng.standard_normal(units)
+        lower = rng.uniform(0, 0.6, n)
+        upper = lower + rng.uniform(0, 0.4, n)
+        w_low, w_up = w * np.where(w >= 0, lower, upper), w * np.where(w >= 0, upper, lower)
+        lo, hi = w_low.sum(1) + b, w_up.sum(1) + b
+        x = rng.uniform(lower, upper)
+        z = w @ x + b
+        at_phase, _ = bab.strongest_cuts(w, b, w_low, w_up, x, (z > 0).astype(float))
+        assert np.allclose(at_phase, np.maximum(z, 0.0), atol=1e-9)
+        s = rng.uniform(0, 1, units)
+        bound, chosen = bab.strongest_cuts(w, b, w_low, w_up, x, s)
+        undecided = (lo < 0) & (hi > 0)
+        big_m = np.minimum(hi * s, z - lo * (1 - s))
+        assert np.all(bound[undecided] <= big_m[undecided] + 1e-9)
+        for t in range(units):  # the chosen set gives the lowest bound of all sets I
+            others = rng.uniform(size=(20, n)) < 0.5
+            rhs = (np.where(others, w[t] * x - w_low[t] * (1 - s[t]), 0.0).sum(1)
+                   + (b[t] + np.where(others, 0.0, w_up[t]).sum(1)) * s[t])
+            assert np.all(bound[t] <= rhs + 1e-9)

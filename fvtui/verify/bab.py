@@ -47,6 +47,15 @@ def applies(net: Network) -> bool:
     return len(net.weights) == 2
 
 
+def strongest_cuts(w: np.ndarray, b: np.ndarray, w_low: np.ndarray, w_up: np.ndarray, x: np.ndarray,
+                   s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit (rows of w; w_low, w_up: w_i times the box end making w_i x_i smallest, largest), the
+    lowest of Anderson et al.'s bounds on relu(w x + b) at the point (x, s), and its input set I."""
+    with_x = w * x - w_low * (1 - s)[:, None]
+    chosen = with_x < w_up * s[:, None]  # the set I: where the input term is the smaller one
+    return np.where(chosen, with_x, 0.0).sum(1) + (b + np.where(chosen, 0.0, w_up).sum(1)) * s, chosen
+
+
 def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runner_up: int, margin: float,
            pixels=(), centers=(), delta: float = 0.001, time_limit: float = 60.0) -> Decision:
     """'infeasible' (UNSAT), 'feasible' with an input (within HiGHS' tolerance), or 'unknown' (out of time)."""
@@ -89,10 +98,7 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
 
     def add_cuts(values: np.ndarray, free: np.ndarray) -> int:
         """The most violated cut of each free split unit at the program's optimum; how many were added."""
-        x, s = values[:n], values[n + m:]
-        with_x = w_u * x - w_low * (1 - s)[:, None]
-        chosen = with_x < w_up * s[:, None]  # the set I: where the input term is the smaller one
-        bound = np.where(chosen, with_x, 0.0).sum(1) + (b1[units] + np.where(chosen, 0.0, w_up).sum(1)) * s
+        bound, chosen = strongest_cuts(w_u, b1[units], w_low, w_up, values[:n], values[n + m:])
         violated = np.flatnonzero(free & (values[h_col[units]] > bound + VIOLATION))
         for t in violated:  # h - sum_I w_i x_i - s (sum_I w_i L_i + b + sum_not-I w_i U_i) <= -sum_I w_i L_i
             inputs = np.flatnonzero(chosen[t] & (w_u[t] != 0))
