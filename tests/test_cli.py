@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -94,9 +95,9 @@ def test_bad_input_gets_one_message_exit_2_and_no_files(tmp_path, args, message)
     assert snapshot(sessions) == before
 
 
-def test_existing_name_is_refused_and_its_files_untouched(tmp_path):
+def test_existing_name_is_refused_and_its_files_untouched(tmp_path, finished):
     sessions = tmp_path / "s"
-    fvtui("new", "--headless", "--dataset", "demo", "--name", "a", *SMALL, sessions=sessions, check=0)
+    shutil.copytree(finished, sessions)
     before = snapshot(sessions)
     result = fvtui("new", "--headless", "--dataset", "demo", "--name", "a", *SMALL, sessions=sessions, check=2)
     assert "already exists" in result.stderr
@@ -143,8 +144,6 @@ def _newer(path):
 ])
 def test_damaged_or_newer_sessions_are_refused_and_left_as_they_are(finished, tmp_path, command, file, damage,
                                                                     message):
-    import shutil
-
     sessions = tmp_path / "s"
     shutil.copytree(finished, sessions)
     damage(sessions / "a" / file)
