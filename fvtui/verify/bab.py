@@ -134,21 +134,27 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
         pre = w1 @ x + b1
         return x, pre, inside, float(d @ np.maximum(pre, 0.0)) + k >= margin - SLACK and not inside
 
+    def solve_root(x_lo, x_hi, phase) -> tuple[float, np.ndarray] | None:
+        """The root's program, tightened by up to CUT_ROUNDS rounds of cuts (kept for the whole tree)."""
+        solved = solve(x_lo, x_hi, phase)
+        for _ in range(CUT_ROUNDS):
+            if solved is None or solved[0] < margin - SLACK or answers(solved[1], x_lo, x_hi)[3] \
+                    or not add_cuts(solved[1], phase[units] == 0):
+                break
+            solved = solve(x_lo, x_hi, phase)
+        if solved is not None:
+            drop_slack_cuts()
+        return solved
+
     root = np.where(lo >= 0, 1, np.where(hi <= 0, -1, 0))
     stack = [(lower.copy(), upper.copy(), root)]
-    cut_rounds = CUT_ROUNDS
+    at_root = True  # the other nodes' LPs keep the root's cuts
     while stack:
         if time.perf_counter() - start > time_limit:
             return Decision("unknown")
         x_lo, x_hi, phase = stack.pop()
-        solved = solve(x_lo, x_hi, phase)
-        while cut_rounds and solved is not None and solved[0] >= margin - SLACK \
-                and not answers(solved[1], x_lo, x_hi)[3] and add_cuts(solved[1], phase[units] == 0):
-            cut_rounds -= 1
-            solved = solve(x_lo, x_hi, phase)
-        if cut_rounds < CUT_ROUNDS and solved is not None:
-            drop_slack_cuts()
-        cut_rounds = 0  # cuts at the root only
+        solved = solve_root(x_lo, x_hi, phase) if at_root else solve(x_lo, x_hi, phase)
+        at_root = False
         if solved is None:
             if h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
                 continue

@@ -61,15 +61,16 @@ def _serve(conn: Connection, grace: float) -> None:
         if new_net is not None:
             net = new_net
         watchdog = query_deadline(args["timeout"], grace) + ORPHAN_SLACK
-        armed = [float("-inf")]  # when the timer was last set for this job
+        armed = float("-inf")  # when the timer was last set for this job
 
         def report(event: str, payload) -> None:
+            nonlocal armed
             # Setting the timer costs a thread handshake, as much as a whole region-program query: it is
             # set again only when older than REARM, so it fires at least watchdog - REARM after any
             # query's start (still past the parent's kill time), and cleared once the job is done.
-            if event == "start" and time.monotonic() - armed[0] > REARM:
+            if event == "start" and time.monotonic() - armed > REARM:
                 faulthandler.dump_traceback_later(watchdog, exit=True)
-                armed[0] = time.monotonic()
+                armed = time.monotonic()
             conn.send(("event", job_id, event, payload))
 
         try:
