@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from fvtui import model as nn_model
 from fvtui.attacks import deepfool, fgsm_direction, fgsm_examples, fgsm_min_eps
@@ -66,18 +67,25 @@ def test_glorot_init_has_keras_scale_and_zero_bias():
     assert float(torch_init.linears[0].weight.detach().abs().max()) <= 1 / 784 ** 0.5 + 1e-7
 
 
-def test_adam_eps_reaches_the_optimizer(monkeypatch):
-    seen = []
-    real = torch.optim.Adam
+def test_training_equals_torch_adam_bit_for_bit_and_uses_the_keras_eps():
+    """fvtui's own Adam (torch.optim costs a torch._dynamo import) must train to the same bits."""
+    gen = torch.Generator().manual_seed(5)
+    x, y = torch.rand(40, 6, generator=gen), torch.randint(0, 3, (40,), generator=gen)
 
-    def spy(params, **kwargs):
-        seen.append(kwargs["eps"])
-        return real(params, **kwargs)
+    def reference(eps):
+        net = nn_model.new_model(6, (5, 4), 3, seed=1)
+        optimizer, order_gen = torch.optim.Adam(net.parameters(), lr=1e-2, eps=eps), torch.Generator().manual_seed(0)
+        for _ in range(3):
+            order = torch.randperm(40, generator=order_gen)
+            for start in range(0, 40, 8):
+                optimizer.zero_grad(set_to_none=True)
+                nn.functional.cross_entropy(net(x[order[start:start + 8]]), y[order[start:start + 8]]).backward()
+                optimizer.step()
+        return [p.detach() for p in net.parameters()]
 
-    monkeypatch.setattr(torch.optim, "Adam", spy)
-    net = nn_model.new_model(4, (3,), 2, seed=0)
-    nn_model.train(net, torch.rand(8, 4), torch.randint(0, 2, (8,)), epochs=1, batch_size=4, lr=1e-3, seed=0)
-    assert seen == [1e-7]
+    ours = nn_model.train(nn_model.new_model(6, (5, 4), 3, seed=1), x, y, epochs=3, batch_size=8, lr=1e-2, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), reference(1e-7)))
+    assert not all(torch.equal(a, b) for a, b in zip(ours.parameters(), reference(1e-8)))
 
 
 # -- training set ---------------------------------------------------------------------------------
