@@ -124,7 +124,7 @@ store.RoundJournal.append = torn
 from fvtui.cli import main
 sys.exit(main(sys.argv[1:]))
 """
-KILLS = 50
+KILLS = 30
 
 
 def shown(root: Path, name: str, capsys) -> dict:
@@ -146,7 +146,7 @@ def kill_chain(root: Path, seed: int, kills_wanted: int, reference: list, show) 
     kills, sessions, name, resume, mid_save, mid_journal, reused = 0, 0, "k0", False, 0, 0, 0
     saved = 0
     while kills < kills_wanted:
-        script = KILL_MID_SAVE if kills % 7 == 3 else KILL_MID_JOURNAL if kills % 5 == 1 else None
+        script = KILL_MID_SAVE if kills % 5 == 3 else KILL_MID_JOURNAL if kills % 5 == 1 else None
         log = root / f"run-{kills}-{sessions}.log"
         with open(log, "w") as out:
             proc = start(root, name, tag, resume, script, stdout=out, workers=1,
@@ -194,10 +194,10 @@ def kill_chain(root: Path, seed: int, kills_wanted: int, reference: list, show) 
 
 
 def test_sigkill_at_random_moments_loses_no_finished_work(tmp_path, reference, capsys):
-    """50 SIGKILLs, some inside a round's commit and some inside a journal write, each followed by a
+    """30 SIGKILLs, some inside a round's commit and some inside a journal write, each followed by a
     resume: every finished round and every saved sample survives, a resumed round reuses exactly the
     samples saved before the kill, no solver outlives the kill by 1 s, and the end equals a run never
-    interrupted. Two chains of 25 run side by side (one solver process each), to halve the wall time."""
+    interrupted. Two chains of 15 run side by side (one solver process each), to halve the wall time."""
     from concurrent.futures import ThreadPoolExecutor
 
     lock = threading.Lock()
