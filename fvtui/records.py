@@ -60,6 +60,9 @@ class SampleVerification:
     queries: int
     seconds: float  # solver time summed over its queries
     message: str = ""
+    # The worker's wall time for the whole search: queries plus building them (pool load balance).
+    # 0 in sessions saved before fvtui recorded it.
+    search_seconds: float = 0.0
     query_seconds: list[float] = field(default_factory=list)  # each query's solver time, in order
     # Solver points that are not among the round's synthetic samples, so that the queries after them
     # can be rebuilt (interop/replay.py): {"query": 0-based index, "x": encode_point, "counted": it

@@ -61,6 +61,20 @@ def test_round_record_round_trips(tmp_path, demo):
     assert kinds[0] is PhaseStarted and RoundStarted in kinds and kinds[-1] is RoundFinished
 
 
+def test_each_sample_keeps_its_searchs_wall_time_for_the_load_balance_figure(tmp_path, demo):
+    store = SessionStore(tmp_path)
+    settings = RoundSettings(strategy="random", augment="fv", query_size=4, pool_size=300, advs_per_sample=2)
+    with store.create("s", SessionConfig(dataset="demo", settings=settings, **SMALL)) as session:
+        with Engine(session, demo, workers=1) as engine:
+            record = engine.run_round()
+    with store.open("s", writable=False) as again:
+        samples = again.rounds[0].verification
+    assert len(samples) == 4 and all(v.queries > 0 for v in samples)
+    # the whole search holds its queries, and one worker runs the searches one after another
+    assert all(v.search_seconds >= v.seconds > 0 for v in samples)
+    assert sum(v.search_seconds for v in samples) <= record.seconds["augment"]
+
+
 def test_settings_change_between_rounds_is_recorded_and_honoured(tmp_path, demo):
     store = SessionStore(tmp_path)
     run_rounds(store, "s", demo, n=1)

@@ -90,7 +90,7 @@ def fv(ctx: AugmentContext) -> AugmentResult:
         record = SampleVerification(
             source=int(ctx.source[row]), status=sample_status(result, len(confirmed)), eps=float(result.final_eps),
             found=len(confirmed), spurious=statuses.count("spurious") + rejected, queries=len(result.queries),
-            seconds=round(result.solver_seconds, 4), message=result.message,
+            seconds=round(result.solver_seconds, 4), message=result.message, search_seconds=round(result.seconds, 4),
             query_seconds=[round(q.seconds, 3) for q in result.queries], unkept=unkept)
         verification[row] = record
         ctx.on_sample(row, record)
