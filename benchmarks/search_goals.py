@@ -6,7 +6,9 @@ the augment (verification) phase, solver queries and their outcomes, samples cut
 per-query cap, the MILP fallback's UNSAT answers, and two efficiencies of the pool, each a sum over
 samples divided by workers, over the augment phase's wall time: "busy" sums each sample's whole
 search in its worker (1.0: no worker ever idle, the load-balance goal), "query" sums solver queries
-only (what is left is building queries, messages and the parent's checks).
+only (what is left is building queries, messages and the parent's checks). "Bound" is the best busy
+efficiency any order of the samples could reach without splitting one sample's search across
+workers: a round lasts at least its longest sample.
 
     FVTUI_DATA_DIR=../shared/datasets python benchmarks/search_goals.py [--goals fvaal128,random128,random32]
         [--rounds 20] [--seed 0] [--workers 2] [--timeout 300] [--dataset fashionmnist] [--limit SECONDS]
@@ -65,6 +67,8 @@ def run_goal(name: str, args: argparse.Namespace, root: Path) -> str:
     augment = sum(r.seconds["augment"] for r in rounds)
     solver = sum(v.seconds for v in samples)
     busy = sum(v.search_seconds for v in samples)
+    shortest_rounds = sum(max(sum(t) / args.workers, max(t, default=0.0))
+                          for t in ([v.search_seconds for v in r.verification] for r in rounds))
     queries = sum(v.queries for v in samples)
     short = sum(v.status == "timeout" for v in samples)
     counts = {k: sum(getattr(r.queries, k) for r in rounds) for k in ("sat", "unsat", "timeout", "error", "spurious")}
@@ -75,7 +79,8 @@ def run_goal(name: str, args: argparse.Namespace, root: Path) -> str:
     return (f"{name}: {how}, hidden {hidden}, {wall:.0f} s wall{verdict}; augment {augment:.0f} s; "
             f"{queries} queries ({', '.join(f'{v} {k}' for k, v in counts.items())}), longest {longest:.1f} s; "
             f"{short} of {len(samples)} samples cut short ({100 * short / max(1, len(samples)):.1f}%); "
-            f"efficiency busy {busy / args.workers / max(augment, 1e-9):.2f}, "
+            f"efficiency busy {busy / args.workers / max(augment, 1e-9):.2f} "
+            f"(bound {busy / args.workers / max(shortest_rounds, 1e-9):.2f}), "
             f"query {solver / args.workers / max(augment, 1e-9):.2f}; counterexamples by origin: "
             f"{', '.join(f'{o} {n}' for o, n in zip(*np.unique(origins, return_counts=True)))}")
 
