@@ -76,13 +76,17 @@ def run_goal(name: str, args: argparse.Namespace, root: Path) -> str:
     verdict = "" if goal is None or (args.rounds != 20 and wall <= goal) else (
         " (goal %d s: %s)" % (goal, "met" if wall <= goal and not stopped else "not met"))
     how = f"stopped at --limit after {len(rounds)} finished rounds" if stopped else f"{len(rounds)} rounds"
+    per_round = "".join(
+        f"\n  round {r.round}: augment {r.seconds['augment']:.1f} s, searches {sum(t):.1f} s over {len(t)} samples, "
+        f"longest {max(t, default=0.0):.1f} s, busy {sum(t) / args.workers / max(r.seconds['augment'], 1e-9):.2f}"
+        for r in rounds for t in [[v.search_seconds for v in r.verification]]) if args.per_round else ""
     return (f"{name}: {how}, hidden {hidden}, {wall:.0f} s wall{verdict}; augment {augment:.0f} s; "
             f"{queries} queries ({', '.join(f'{v} {k}' for k, v in counts.items())}), longest {longest:.1f} s; "
             f"{short} of {len(samples)} samples cut short ({100 * short / max(1, len(samples)):.1f}%); "
             f"efficiency busy {busy / args.workers / max(augment, 1e-9):.2f} "
             f"(bound {busy / args.workers / max(shortest_rounds, 1e-9):.2f}), "
             f"query {solver / args.workers / max(augment, 1e-9):.2f}; counterexamples by origin: "
-            f"{', '.join(f'{o} {n}' for o, n in zip(*np.unique(origins, return_counts=True)))}")
+            f"{', '.join(f'{o} {n}' for o, n in zip(*np.unique(origins, return_counts=True)))}{per_round}")
 
 
 def main() -> None:
@@ -97,6 +101,7 @@ def main() -> None:
                     help="who finds fv's counterexamples (the session setting of that name)")
     ap.add_argument("--limit", type=float, default=None,
                     help="seconds per goal, then stop the session as Ctrl-C would and report its finished rounds")
+    ap.add_argument("--per-round", action="store_true", help="also print each round's augment time and efficiency")
     args = ap.parse_args()
     unknown = [g for g in args.goals.split(",") if g not in GOALS]
     if unknown:
