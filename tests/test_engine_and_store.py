@@ -75,6 +75,38 @@ def test_each_sample_keeps_its_searchs_wall_time_for_the_load_balance_figure(tmp
     assert sum(v.search_seconds for v in samples) <= record.seconds["augment"]
 
 
+def test_searches_go_to_the_solver_longest_first_and_give_what_task_order_gives(tmp_path, demo, monkeypatch):
+    from fvtui.attacks import fgsm_min_eps
+    from fvtui.augment import fv
+
+    handed, radii = [], []
+    real = fv.longest_first
+
+    def spy(ctx, rows):
+        order = real(ctx, rows)
+        handed.append(order)
+        radii.append(fgsm_min_eps(ctx.model, ctx.x).eps.numpy())
+        return order
+
+    def run(name):
+        settings = RoundSettings(strategy="random", augment="fv", query_size=6, pool_size=300, advs_per_sample=2)
+        with SessionStore(tmp_path).create(name, SessionConfig(dataset="demo", settings=settings, **SMALL)) as s:
+            with Engine(s, demo, workers=1) as engine:
+                record = engine.run_round()
+                synthetic = s.synthetic(1)
+        return [(v.source, v.status, v.eps, v.found, v.queries) for v in record.verification], synthetic
+
+    monkeypatch.setattr(fv, "longest_first", spy)
+    ordered = run("longest-first")
+    assert sorted(handed[0]) == list(range(6)) and handed[0] != list(range(6))
+    assert list(radii[0][handed[0]]) == sorted(radii[0], reverse=True)
+    monkeypatch.setattr(fv, "longest_first", lambda ctx, rows: rows)
+    in_task_order = run("task-order")
+    assert ordered[0] == in_task_order[0]
+    assert np.array_equal(ordered[1].x, in_task_order[1].x) and np.array_equal(ordered[1].source,
+                                                                                in_task_order[1].source)
+
+
 def test_settings_change_between_rounds_is_recorded_and_honoured(tmp_path, demo):
     store = SessionStore(tmp_path)
     run_rounds(store, "s", demo, n=1)

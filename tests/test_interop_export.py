@@ -300,10 +300,11 @@ def test_a_protocol_1_session_rebuilds_exactly(demo):
 
 class SpuriousSolver:
     """Runs each search in this process, with every second solver SAT answer replaced by the sample
-    itself: a point the network does not confirm (spurious), which the search still excludes."""
+    itself: a point the network does not confirm (spurious), which the search still excludes. Its
+    results are kept by sample (the input's bytes): fv hands the searches over longest first."""
 
     def __init__(self, workers=None) -> None:
-        self.results = []
+        self.results = {}
 
     def run_searches(self, tasks, on_result=None, cancel=None):
         from fvtui.verify import search
@@ -325,9 +326,9 @@ class SpuriousSolver:
                                                        t.eps_step, t.timeout, seeds=t.seeds, legacy=t.legacy)
             finally:
                 search.solve = real
-            self.results.append(result)
+            self.results[np.asarray(t.x, np.float32).tobytes()] = result
             on_result(i, result)
-        return self.results
+        return [self.results[np.asarray(t.x, np.float32).tobytes()] for t in tasks]
 
     def close(self) -> None:
         pass
@@ -349,7 +350,8 @@ def test_spurious_answers_are_stored_and_their_queries_rebuilt(demo, tmp_path):
                    for v in record.verification)
         rebuilt = rebuild_round(session, demo, 1)
         assert not rebuilt.skipped
-        for v, result in zip(record.verification, solver.results):
+        for v in record.verification:
+            result = solver.results[demo.train_x[v.source].numpy().astype(np.float32).tobytes()]
             mine = [q for q in rebuilt.queries if q.sample == v.source]
             assert [q.eps for q in mine] == [q.eps for q in result.queries]  # the same searches, query by query
             assert [q.pixels.size for q in mine] == [q.disjunctions for q in result.queries]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..attacks import fgsm_min_eps
 from ..model import logits, to_network
 from ..records import QueryCounts, SampleVerification, SyntheticBatch
 from ..verify import SearchResult, SearchTask
@@ -44,6 +45,17 @@ def start_of(ctx: AugmentContext, row: int) -> tuple[float, tuple[np.ndarray, ..
     size = float(anchor.size[row])
     eps_start = size + settings.eps_step if size <= ANCHOR_MAX_SIZE else settings.eps_start
     return eps_start, (anchor.x[row],)
+
+
+def longest_first(ctx: AugmentContext, rows: list[int]) -> list[int]:
+    """The order the searches are handed to the solver: a round lasts at least its longest search, so
+    the likely longest go first. The guess is the sample's FGSM radius (a search climbs eps through
+    UNSAT proofs to about there): in random+fv at 32 units it ranked the round's longest search 0-7th
+    of 50, the logit margin 0-20th. Results do not depend on the order; only when they arrive does."""
+    if len(rows) < 2:
+        return rows
+    radius = fgsm_min_eps(ctx.model, ctx.x[rows]).eps.numpy()
+    return [rows[i] for i in np.argsort(-radius, kind="stable")]
 
 
 @AUGMENTATIONS.register("fv", needs_solver=True)
@@ -102,6 +114,7 @@ def fv(ctx: AugmentContext) -> AugmentResult:
             pending.append(row)
         else:  # solved before an interruption: replayed, never solved again
             on_result(row, SearchResult.from_dict(saved), fresh=False)
+    pending = longest_first(ctx, pending)
     if pending:
         ctx.solver.run_searches([tasks[row] for row in pending],
                                 on_result=lambda i, result: on_result(pending[i], result), cancel=ctx.cancel)
