@@ -67,8 +67,8 @@ def run_goal(name: str, args: argparse.Namespace, root: Path) -> str:
     augment = sum(r.seconds["augment"] for r in rounds)
     solver = sum(v.seconds for v in samples)
     busy = sum(v.search_seconds for v in samples)
-    shortest_rounds = sum(max(sum(t) / args.workers, max(t, default=0.0))
-                          for t in ([v.search_seconds for v in r.verification] for r in rounds))
+    searches = [[v.search_seconds for v in r.verification] for r in rounds]  # per round
+    shortest_rounds = sum(max(sum(t) / args.workers, max(t, default=0.0)) for t in searches)
     queries = sum(v.queries for v in samples)
     short = sum(v.status == "timeout" for v in samples)
     counts = {k: sum(getattr(r.queries, k) for r in rounds) for k in ("sat", "unsat", "timeout", "error", "spurious")}
@@ -79,7 +79,7 @@ def run_goal(name: str, args: argparse.Namespace, root: Path) -> str:
     per_round = "".join(
         f"\n  round {r.round}: augment {r.seconds['augment']:.1f} s, searches {sum(t):.1f} s over {len(t)} samples, "
         f"longest {max(t, default=0.0):.1f} s, busy {sum(t) / args.workers / max(r.seconds['augment'], 1e-9):.2f}"
-        for r in rounds for t in [[v.search_seconds for v in r.verification]]) if args.per_round else ""
+        for r, t in zip(rounds, searches)) if args.per_round else ""
     return (f"{name}: {how}, hidden {hidden}, {wall:.0f} s wall{verdict}; augment {augment:.0f} s; "
             f"{queries} queries ({', '.join(f'{v} {k}' for k, v in counts.items())}), longest {longest:.1f} s; "
             f"{short} of {len(samples)} samples cut short ({100 * short / max(1, len(samples)):.1f}%); "
