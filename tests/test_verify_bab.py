@@ -53,6 +53,36 @@ def test_branch_and_bound_agrees_with_the_milp_at_the_edge():
             assert theirs.status == expected, (seed, margin)
 
 
+def test_cuts_below_the_root_keep_the_verdicts_exact(monkeypatch):
+    """Trees deep enough for branch and bound to add cuts below the root (30 inputs, 24 hidden units,
+    wide boxes), at margins 0.002 either side of the bisected best reach: the MILP agrees on each, and
+    node cuts were made (more separations than the root's rounds allow)."""
+    from test_verify_search import random_query
+
+    separations = []
+    real = bab.strongest_cuts
+    monkeypatch.setattr(bab, "strongest_cuts", lambda *a: separations.append(1) or real(*a))
+    deepest = 0
+    for seed in range(6):
+        net, _, w, r, _, _, simple = random_query(seed, (30, 24, 4), (0.2, 0.6), most_points=3)
+        if simple.infeasible:
+            continue
+        low, high = -10.0, 10.0
+        for _ in range(25):
+            mid = (low + high) / 2
+            found = bab.decide(net, simple.lower, simple.upper, w, r, mid, simple.pixels, simple.centers, D)
+            low, high = (mid, high) if found.status == "feasible" else (low, mid)
+        separations.clear()
+        assert bab.decide(net, simple.lower, simple.upper, w, r, high + 0.002, simple.pixels, simple.centers,
+                          D).status == "infeasible"
+        deepest = max(deepest, len(separations))
+        for margin, expected in ((low - 0.002, "feasible"), (high + 0.002, "infeasible")):
+            theirs = milp.decide(net, simple.lower, simple.upper, w, r, margin, simple.pixels, simple.centers, D,
+                                 time_limit=20)
+            assert theirs.status == expected, (seed, margin)
+    assert deepest > bab.CUT_ROUNDS + 1
+
+
 def test_deeper_networks_keep_the_milp():
     assert bab.applies(random_net((10, 8, 4), 0)) and not bab.applies(random_net((10, 8, 6, 4), 0))
 

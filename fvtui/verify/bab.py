@@ -17,7 +17,10 @@ h <= sum_I w_i (x_i - L_i (1 - s)) + (b + sum_not-I w_i U_i) s, with L_i, U_i th
 makes w_i x_i smallest and largest. Together they give the convex hull of (x, relu(w x + b)) over
 the box; the most violated one of each unit is found in linear time. They hold wherever the box
 shrinks and whatever phases are fixed, so they stay for the whole tree; those slack after the root
-rounds are dropped, as they only slow every node's LP.
+rounds are dropped, as they only slow every node's LP. Below the root, every second node adds one
+round of cuts at its own optimum (the triangle's gaps move as phases are fixed), and when more than
+CUT_POOL of them have gathered the slack ones are dropped: on 784-128-10 proofs that took a tree of
+221-979 nodes, 87-287 nodes and half the time.
 
 Measured (784-128-10 network trained on 50 Fashion-MNIST samples, first queries of random+fv, eps
 0.05-0.06, other work on both cores): the root bound of one query fell from 1.95 (triangle) to 0.20
@@ -40,6 +43,8 @@ from .network import Network
 
 SLACK = 1e-6  # a node's maximum within this of the margin is never pruned (HiGHS' tolerances are 1e-7)
 CUT_ROUNDS = 8  # rounds of cuts at the root (each adds at most one cut per undecided d_j > 0 unit)
+NODE_CUTS_EVERY = 2  # one round of cuts at every second node below the root
+CUT_POOL = 100  # more cuts than this below the root: the slack ones are dropped (each slows every LP)
 VIOLATION = 1e-6  # a cut is added only when the optimum breaks it by more
 
 
@@ -134,27 +139,28 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
         pre = w1 @ x + b1
         return x, pre, inside, float(d @ np.maximum(pre, 0.0)) + k >= margin - SLACK and not inside
 
-    def solve_root(x_lo, x_hi, phase) -> tuple[float, np.ndarray] | None:
-        """The root's program, tightened by up to CUT_ROUNDS rounds of cuts (kept for the whole tree)."""
+    def solve_with_cuts(x_lo, x_hi, phase, rounds: int) -> tuple[float, np.ndarray] | None:
+        """The node's program, tightened by up to `rounds` rounds of cuts (valid in the whole tree, so kept)."""
         solved = solve(x_lo, x_hi, phase)
-        for _ in range(CUT_ROUNDS):
+        for _ in range(rounds):
             if solved is None or solved[0] < margin - SLACK or answers(solved[1], x_lo, x_hi)[3] \
                     or not add_cuts(solved[1], phase[units] == 0):
                 break
             solved = solve(x_lo, x_hi, phase)
-        if solved is not None:
-            drop_slack_cuts()
         return solved
 
     root = np.where(lo >= 0, 1, np.where(hi <= 0, -1, 0))
     stack = [(lower.copy(), upper.copy(), root)]
-    at_root = True  # the other nodes' LPs keep the root's cuts
+    nodes = 0
     while stack:
         if time.perf_counter() - start > time_limit:
             return Decision("unknown")
         x_lo, x_hi, phase = stack.pop()
-        solved = solve_root(x_lo, x_hi, phase) if at_root else solve(x_lo, x_hi, phase)
-        at_root = False
+        rounds = CUT_ROUNDS if nodes == 0 else 1 if nodes % NODE_CUTS_EVERY == 0 else 0
+        solved = solve_with_cuts(x_lo, x_hi, phase, rounds)
+        if solved is not None and (nodes == 0 or h.getNumRow() - base_rows > CUT_POOL):
+            drop_slack_cuts()  # rows the optimum leaves slack: it stays the optimum without them
+        nodes += 1
         if solved is None:
             if h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
                 continue
