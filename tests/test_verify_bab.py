@@ -20,6 +20,24 @@ def meets_the_query(net, z, simple, w, r, margin=M):
             and logits[r] - logits[w] >= margin - 1e-4)
 
 
+def best_reach(net, w, r, simple):
+    """Margins bisected (25 halvings of [-10, 10]) between what branch and bound finds reachable and not."""
+    low, high = -10.0, 10.0
+    for _ in range(25):
+        mid = (low + high) / 2
+        found = bab.decide(net, simple.lower, simple.upper, w, r, mid, simple.pixels, simple.centers, D)
+        low, high = (mid, high) if found.status == "feasible" else (low, mid)
+    return low, high
+
+
+def milp_agrees(net, w, r, simple, low, high, seed):
+    """The MILP reaches 0.002 below the bisected reach and not 0.002 above it."""
+    for margin, expected in ((low - 0.002, "feasible"), (high + 0.002, "infeasible")):
+        theirs = milp.decide(net, simple.lower, simple.upper, w, r, margin, simple.pixels, simple.centers, D,
+                             time_limit=20)
+        assert theirs.status == expected, (seed, margin)
+
+
 @pytest.mark.parametrize("seed", range(24))
 def test_branch_and_bound_agrees_with_marabou(seed):
     """Random one-layer nets, boxes and exclusions: infeasible exactly when plain Marabou says UNSAT."""
@@ -42,15 +60,8 @@ def test_branch_and_bound_agrees_with_the_milp_at_the_edge():
         net, w, r, simple = one_layer_query(seed, hidden=16)
         if simple.infeasible:
             continue
-        low, high = -10.0, 10.0
-        for _ in range(25):
-            mid = (low + high) / 2
-            found = bab.decide(net, simple.lower, simple.upper, w, r, mid, simple.pixels, simple.centers, D)
-            low, high = (mid, high) if found.status == "feasible" else (low, mid)
-        for margin, expected in ((low - 0.002, "feasible"), (high + 0.002, "infeasible")):
-            theirs = milp.decide(net, simple.lower, simple.upper, w, r, margin, simple.pixels, simple.centers, D,
-                                 time_limit=20)
-            assert theirs.status == expected, (seed, margin)
+        low, high = best_reach(net, w, r, simple)
+        milp_agrees(net, w, r, simple, low, high, seed)
 
 
 def test_cuts_below_the_root_keep_the_verdicts_exact(monkeypatch):
@@ -67,19 +78,12 @@ def test_cuts_below_the_root_keep_the_verdicts_exact(monkeypatch):
         net, _, w, r, _, _, simple = random_query(seed, (30, 24, 4), (0.2, 0.6), most_points=3)
         if simple.infeasible:
             continue
-        low, high = -10.0, 10.0
-        for _ in range(25):
-            mid = (low + high) / 2
-            found = bab.decide(net, simple.lower, simple.upper, w, r, mid, simple.pixels, simple.centers, D)
-            low, high = (mid, high) if found.status == "feasible" else (low, mid)
+        low, high = best_reach(net, w, r, simple)
         separations.clear()
         assert bab.decide(net, simple.lower, simple.upper, w, r, high + 0.002, simple.pixels, simple.centers,
                           D).status == "infeasible"
         deepest = max(deepest, len(separations))
-        for margin, expected in ((low - 0.002, "feasible"), (high + 0.002, "infeasible")):
-            theirs = milp.decide(net, simple.lower, simple.upper, w, r, margin, simple.pixels, simple.centers, D,
-                                 time_limit=20)
-            assert theirs.status == expected, (seed, margin)
+        milp_agrees(net, w, r, simple, low, high, seed)
     assert deepest > bab.CUT_ROUNDS + 1
 
 
