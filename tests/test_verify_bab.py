@@ -102,6 +102,7 @@ def test_an_unsat_query_left_by_marabou_is_settled_by_branch_and_bound(monkeypat
     real_solve = search.solve
     monkeypatch.setattr(search, "solve", lambda ipq, n, timeout: search.Solved("timeout", None, timeout)
                         if timeout <= 0.5 else real_solve(ipq, n, timeout))
+    monkeypatch.setattr(search, "PROOF_FIRST", 0.0)  # no proof before Marabou: the hand-over's turn
     net = random_net((784, 16, 10), 1)
     x = np.random.default_rng(2).uniform(0, 1, 784).astype(np.float32)
     w, r = top2(net, x)
@@ -109,6 +110,36 @@ def test_an_unsat_query_left_by_marabou_is_settled_by_branch_and_bound(monkeypat
                                            milp_after=0.5)
     assert calls and result.queries[0].status == "unsat" and result.queries[0].milp
     assert len(result.counterexamples) == 2
+
+
+def test_the_first_query_of_each_level_is_offered_to_branch_and_bound_and_the_points_stay_marabous(monkeypatch):
+    """Default mode, one hidden layer: the first query at each eps is branch and bound's for PROOF_FIRST
+    seconds, and its UNSAT settles the level without Marabou; everything else is Marabou's as before.
+    The same search without that proof gives the same verdicts and bit-identical counterexamples."""
+    import fvtui.verify.search as search
+
+    net = random_net((784, 16, 10), 1)
+    x = np.random.default_rng(2).uniform(0, 1, 784).astype(np.float32)
+    w, r = top2(net, x)
+    real_solve = search.solve
+
+    def run(proof_first):
+        monkeypatch.setattr(search, "PROOF_FIRST", proof_first)
+        marabou = []
+        monkeypatch.setattr(search, "solve", lambda *a: marabou.append(1) or real_solve(*a))
+        result = search_counterexamples(net, x, w, r, k=3, eps_start=0.001, eps_step=0.01, timeout=20)
+        return result, len(marabou)
+
+    offered, asked_offered = run(search.PROOF_FIRST)
+    plain, asked_plain = run(0.0)
+    unsat = [q for q in offered.queries if q.status == "unsat" and not q.presolved]
+    assert unsat and all(q.milp for q in unsat)  # settled by branch and bound ...
+    assert asked_offered == asked_plain - len(unsat)  # ... and Marabou never asked about them
+    assert not any(q.milp for q in plain.queries)
+    assert [(q.eps, q.status) for q in offered.queries] == [(q.eps, q.status) for q in plain.queries]
+    assert len(offered.counterexamples) == 3
+    for a, b in zip(offered.counterexamples, plain.counterexamples):
+        assert a.source == b.source == "marabou" and np.array_equal(a.x, b.x)
 
 
 def test_lp_mode_settles_what_the_region_program_cannot_without_marabou(monkeypatch):

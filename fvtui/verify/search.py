@@ -30,6 +30,11 @@ Report = Callable[[str, Any], None]
 # budget on the whole query. Queries Marabou settles in time are untouched.
 MILP_AFTER = 10.0
 NARROW = 0.01
+# On one hidden layer, the first query at each eps level (where a search meets its UNSAT proofs:
+# Marabou spent its MILP_AFTER seconds on most of them before branch and bound settled them in one
+# or two) goes to branch and bound first, for this long. Only its UNSAT is used: anything else goes
+# on to Marabou as before, so every point is still Marabou's answer to the whole query.
+PROOF_FIRST = 2.0
 
 
 def _silent(kind: str, payload: Any) -> None:
@@ -128,7 +133,9 @@ def search_counterexamples(
     region = RegionLP(net, target_w, runner_up_r, margin) if points == "lp" else None
     eps = min(float(eps_start), 1.0) if legacy else float(eps_start)
     status, message, spurious = "sat", "", 0
+    level = None  # the eps of the last query sent: a query at another eps is its level's first
     while len(found) < k:
+        new_level, level = eps != level, eps
         lower, upper = _box(x, eps)
         simple = simplify_exclusions(lower, upper, np.reshape(excluded, (-1, x.size)), delta)
         if simple.infeasible:
@@ -150,6 +157,10 @@ def search_counterexamples(
             solved = None if region is None else _by_programs(
                 region, net, simple, excluded[-1] if excluded else x, target_w, runner_up_r, margin, delta,
                 timeout if exact_tried else first)
+            if region is None and not legacy and new_level and bab.applies(net) and first < timeout:
+                proof = bab.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
+                                   simple.centers, delta, time_limit=min(PROOF_FIRST, timeout))
+                solved = Solved("unsat", None, 0.0) if proof.status == "infeasible" else None
             by_program = solved is not None and solved.status == "sat"
             decided_by_milp, narrowed = solved is not None and solved.status == "unsat", False
             if solved is None:
