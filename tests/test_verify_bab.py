@@ -66,15 +66,16 @@ def test_branch_and_bound_agrees_with_the_milp_at_the_edge():
 
 def test_cuts_below_the_root_keep_the_verdicts_exact(monkeypatch):
     """Trees deep enough for branch and bound to add cuts below the root (30 inputs, 24 hidden units,
-    wide boxes), at margins 0.002 either side of the bisected best reach: the MILP agrees on each, and
-    node cuts were made (more separations than the root's rounds allow)."""
+    wide boxes; three seeds whose MILPs are quick), at margins 0.002 either side of the bisected best
+    reach: the MILP agrees on each, and node cuts were made (more separations than the root's rounds
+    allow)."""
     from test_verify_search import random_query
 
     separations = []
     real = bab.strongest_cuts
     monkeypatch.setattr(bab, "strongest_cuts", lambda *a: separations.append(1) or real(*a))
     deepest = 0
-    for seed in range(6):
+    for seed in (3, 4, 7):
         net, _, w, r, _, _, simple = random_query(seed, (30, 24, 4), (0.2, 0.6), most_points=3)
         if simple.infeasible:
             continue
