@@ -47,6 +47,8 @@ for i in "${!batches[@]}"; do
   wall=$(( $(date +%s) - start ))
   fvtui bench --name "$name" --report-only --out "$HERE/$out" >> "sessions/$name.batch$i.log" 2>&1
   echo "- batch $i, started $started, exit $rc, $((wall / 60)) min $((wall % 60)) s, code $code_commit: \`$cmd\`" >> "$RUNS"
-  git add "$out" "$RUNS" && git commit -q -m "Reference results: $name batch $i ($rest, seeds $SEEDS), $((wall / 60)) min" -- "$out" "$RUNS" \
-    || echo "commit of batch $i failed" >&2
+  # two batches side by side may end together: one commit at a time (git's index lock refuses the other)
+  ( flock 9 && git add "$out" "$RUNS" \
+      && git commit -q -m "Reference results: $name batch $i ($rest, seeds $SEEDS), $((wall / 60)) min" -- "$out" "$RUNS" ) \
+    9> "$(git rev-parse --git-dir)/reference-runs.lock" || echo "commit of batch $i failed" >&2
 done
