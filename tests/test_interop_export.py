@@ -306,6 +306,10 @@ class SpuriousSolver:
     def __init__(self, workers=None) -> None:
         self.results = {}
 
+    @staticmethod
+    def key(x) -> bytes:
+        return np.asarray(x, np.float32).tobytes()
+
     def run_searches(self, tasks, on_result=None, cancel=None):
         from fvtui.verify import search
         from fvtui.verify.query import Solved
@@ -326,9 +330,9 @@ class SpuriousSolver:
                                                        t.eps_step, t.timeout, seeds=t.seeds, legacy=t.legacy)
             finally:
                 search.solve = real
-            self.results[np.asarray(t.x, np.float32).tobytes()] = result
+            self.results[self.key(t.x)] = result
             on_result(i, result)
-        return [self.results[np.asarray(t.x, np.float32).tobytes()] for t in tasks]
+        return [self.results[self.key(t.x)] for t in tasks]
 
     def close(self) -> None:
         pass
@@ -351,7 +355,7 @@ def test_spurious_answers_are_stored_and_their_queries_rebuilt(demo, tmp_path):
         rebuilt = rebuild_round(session, demo, 1)
         assert not rebuilt.skipped
         for v in record.verification:
-            result = solver.results[demo.train_x[v.source].numpy().astype(np.float32).tobytes()]
+            result = solver.results[solver.key(demo.train_x[v.source].numpy())]
             mine = [q for q in rebuilt.queries if q.sample == v.source]
             assert [q.eps for q in mine] == [q.eps for q in result.queries]  # the same searches, query by query
             assert [q.pixels.size for q in mine] == [q.disjunctions for q in result.queries]

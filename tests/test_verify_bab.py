@@ -69,8 +69,6 @@ def test_cuts_below_the_root_keep_the_verdicts_exact(monkeypatch):
     wide boxes; three seeds whose MILPs are quick), at margins 0.002 either side of the bisected best
     reach: the MILP agrees on each, and node cuts were made (more separations than the root's rounds
     allow)."""
-    from test_verify_search import random_query
-
     separations = []
     real = bab.strongest_cuts
     monkeypatch.setattr(bab, "strongest_cuts", lambda *a: separations.append(1) or real(*a))
