@@ -48,7 +48,7 @@ async def test_session_panels_at_80x24(store, demo, panel):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_state(pilot, app.screen, "finished")
         await pilot.press({"curve": "1", "samples": "2", "table": "3"}[panel])
-        await settled(pilot, app.screen)
+        await settled(pilot, app.screen, previews=panel == "samples")
         assert_snapshot(app, f"session_{panel}_80x24")
 
 

@@ -42,12 +42,20 @@ async def wait_for(pilot, predicate, timeout: float = 120.0, what: str = "condit
         await pilot.pause(0.05)
 
 
-async def settled(pilot, screen) -> None:
-    """Every preview on show is painted (one per frame, so a busy machine needs more than a pause)."""
-    from fvtui.app.widgets.previews import PreviewCard
+async def settled(pilot, screen, previews: bool = True) -> None:
+    """The screen is drawn; with `previews`, the samples panel is on show with its round's cards, every
+    picture painted. A card's picture is held until the grid lets it draw, one per frame, and the round
+    loads off the UI thread: a busy machine needs more than a pause, and a still screen may be one
+    from before the cards came."""
+    from fvtui.app.widgets.previews import PreviewGrid
 
-    await wait_for(pilot, lambda: all(card.image.image is not None for card in screen.query(PreviewCard)
-                                      if card.display and card.preview is not None), what="the previews")
+    def painted() -> bool:
+        grids = [grid for grid in screen.query(PreviewGrid) if grid.region]
+        return bool(grids) and all(grid.previews and all(card.image.image is not None and not card.image.held
+                                                         for card in grid.cards if card.display) for grid in grids)
+
+    if previews:
+        await wait_for(pilot, painted, what="the samples panel's pictures")
     # then until two looks 0.2 s apart show the same screen: a busy machine lays out and paints late
     shown, deadline = None, time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -315,6 +315,10 @@ class TerminalImage(Widget):
     def hold(self) -> None:
         self._held = True
 
+    @property
+    def held(self) -> bool:
+        return self._held
+
     def release(self) -> None:
         if self._held:
             self._held = False
