@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 
-from .highs import new_program, run_for
+from .highs import add_rows, new_program, run_for
 from .milp import Decision
 from .network import Network
 
@@ -88,15 +88,18 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
     h_hi = np.where(hi <= 0, 0.0, inf)
     h.addVars(n + m + units.size, np.concatenate([lower, np.zeros(m + units.size)]),
               np.concatenate([upper, h_hi, np.ones(units.size)]))
+    row_lower, row_upper, columns, coefficients = [], [], [], []
     for j in np.flatnonzero(hi > 0):
         nz = np.flatnonzero(w1[j])
-        h.addRow(b1[j], b1[j] if lo[j] >= 0 else inf, nz.size + 1, np.append(nz, h_col[j]).astype(np.int32),
-                 np.append(-w1[j, nz], 1.0))
+        row_lower.append(b1[j]), row_upper.append(b1[j] if lo[j] >= 0 else inf)
+        columns.append(np.append(nz, h_col[j])), coefficients.append(np.append(-w1[j, nz], 1.0))
     for t, j in enumerate(units):
-        h.addRow(-inf, 0.0, 2, np.array([h_col[j], s_col[t]], np.int32), np.array([1.0, -hi[j]]))
         nz = np.flatnonzero(w1[j])
-        h.addRow(-inf, b1[j] - lo[j], nz.size + 2, np.append(nz, [h_col[j], s_col[t]]).astype(np.int32),
-                 np.append(-w1[j, nz], [1.0, -lo[j]]))
+        row_lower += [-inf, -inf]
+        row_upper += [0.0, b1[j] - lo[j]]
+        columns += [np.array([h_col[j], s_col[t]]), np.append(nz, [h_col[j], s_col[t]])]
+        coefficients += [np.array([1.0, -hi[j]]), np.append(-w1[j, nz], [1.0, -lo[j]])]
+    add_rows(h, row_lower, row_upper, columns, coefficients)
     base_rows = h.getNumRow()
     # Minimised as -(d . h): HiGHS' dual simplex then stops as soon as its dual objective proves the node
     # below the margin (objective_bound acts on minimisations only, ERGO-Code/HiGHS#2473). Pruned
@@ -111,12 +114,17 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
         """The most violated cut of each free split unit at the program's optimum; how many were added."""
         bound, chosen = strongest_cuts(w_u, b1[units], w_low, w_up, values[:n], values[n + m:])
         violated = np.flatnonzero(free & (values[h_col[units]] > bound + VIOLATION))
-        for t in violated:  # h - sum_I w_i x_i - s (sum_I w_i L_i + b + sum_not-I w_i U_i) <= -sum_I w_i L_i
+        if violated.size == 0:
+            return 0
+        # h - sum_I w_i x_i - s (sum_I w_i L_i + b + sum_not-I w_i U_i) <= -sum_I w_i L_i
+        row_upper, columns, coefficients = [], [], []
+        for t in violated:
             inputs = np.flatnonzero(chosen[t] & (w_u[t] != 0))
             low_sum = w_low[t, inputs].sum()
-            s_coef = -(low_sum + b1[units[t]] + w_up[t, ~chosen[t]].sum())
-            h.addRow(-inf, -low_sum, inputs.size + 2, np.append(inputs, [h_col[units[t]], s_col[t]]).astype(np.int32),
-                     np.append(-w_u[t, inputs], [1.0, s_coef]))
+            row_upper.append(-low_sum)
+            columns.append(np.append(inputs, [h_col[units[t]], s_col[t]]))
+            coefficients.append(np.append(-w_u[t, inputs], [1.0, -(low_sum + b1[units[t]] + w_up[t, ~chosen[t]].sum())]))
+        add_rows(h, np.full(violated.size, -inf), row_upper, columns, coefficients)
         return violated.size
 
     def drop_slack_cuts() -> None:

@@ -20,3 +20,16 @@ def run_for(h, seconds: float) -> None:
     object (ERGO-Code/HiGHS#1477): a plain limit stopped warm loops long before their budget."""
     h.setOptionValue("time_limit", h.getRunTime() + seconds)
     h.run()
+
+
+def add_rows(h, lower, upper, columns: list, coefficients: list) -> None:
+    """Rows lower <= sum coefficients x[columns] <= upper in one call: one addRow per dense 784-input
+    row took 0.3 ms, 10% of a branch-and-bound proof."""
+    import numpy as np
+
+    if not columns:
+        return
+    sizes = np.array([len(c) for c in columns])
+    starts = np.concatenate([[0], np.cumsum(sizes[:-1])]).astype(np.int32)
+    h.addRows(len(columns), np.asarray(lower, np.float64), np.asarray(upper, np.float64), int(sizes.sum()), starts,
+              np.concatenate(columns).astype(np.int32), np.concatenate(coefficients).astype(np.float64))

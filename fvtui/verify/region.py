@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .highs import new_program, run_for
+from .highs import add_rows, new_program, run_for
 from .network import Network
 
 WALK = 2  # regions tried after the anchor's, along box vertices (see RegionLP.propose)
@@ -46,11 +46,9 @@ class RegionLP:
         for i in range(len(net.weights) - 1):
             w64, bias = net.layer(i)
             units = first + np.arange(w64.shape[0])
-            for j in range(w64.shape[0]):  # W[j] . h_prev - h_j = -b_j
-                nz = np.flatnonzero(w64[j])
-                idx = np.concatenate([prev[nz], [units[j]]]).astype(np.int32)
-                val = np.concatenate([w64[j, nz], [-1.0]])
-                h.addRow(-bias[j], -bias[j], idx.size, idx, val)
+            rows = [np.flatnonzero(w64[j]) for j in range(w64.shape[0])]  # W[j] . h_prev - h_j = -b_j
+            add_rows(h, -bias, -bias, [np.append(prev[nz], units[j]) for j, nz in enumerate(rows)],
+                     [np.append(w64[j, nz], -1.0) for j, nz in enumerate(rows)])
             self._biases.append(bias)
             prev, first = units, first + w64.shape[0]
         w_last = net.layer(-1)[0]
