@@ -141,6 +141,34 @@ def test_the_first_query_of_each_level_is_offered_to_branch_and_bound_and_the_po
         assert a.source == b.source == "marabou" and np.array_equal(a.x, b.x)
 
 
+def test_a_query_after_a_slow_one_is_offered_too_and_the_points_stay_marabous(monkeypatch):
+    """A query whose level's previous query took more than SLOW_QUERY is offered to branch and bound
+    like a level's first (with SLOW_QUERY at 0, every query is): the same verdicts and bit-identical
+    counterexamples as the search that offers only first queries."""
+    import fvtui.verify.search as search
+
+    net = random_net((784, 16, 10), 1)
+    x = np.random.default_rng(2).uniform(0, 1, 784).astype(np.float32)
+    w, r = top2(net, x)
+    real = bab.decide
+
+    def run(slow_query):
+        monkeypatch.setattr(search, "SLOW_QUERY", slow_query)
+        offers = []
+        monkeypatch.setattr(bab, "decide", lambda *a, **k: offers.append(1) or real(*a, **k))
+        return search_counterexamples(net, x, w, r, k=4, eps_start=0.001, eps_step=0.01, timeout=20), len(offers)
+
+    every, offered_every = run(0.0)
+    firsts, offered_firsts = run(float("inf"))
+    asked = [q for q in every.queries if not q.presolved]
+    assert offered_every == len(asked)  # every query sent was offered first ...
+    assert offered_firsts == len({q.eps for q in asked}) < offered_every  # ... where only levels' firsts were
+    assert [(q.eps, q.status) for q in every.queries] == [(q.eps, q.status) for q in firsts.queries]
+    assert len(every.counterexamples) == 4
+    for a, b in zip(every.counterexamples, firsts.counterexamples):
+        assert a.source == b.source == "marabou" and np.array_equal(a.x, b.x)
+
+
 def test_lp_mode_settles_what_the_region_program_cannot_without_marabou(monkeypatch):
     """points='lp' on one hidden layer: UNSAT levels by branch and bound, points by the programs; Marabou
     is never called when branch and bound decides."""

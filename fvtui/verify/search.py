@@ -35,6 +35,13 @@ NARROW = 0.01
 # or two) goes to branch and bound first, for this long. Only its UNSAT is used: anything else goes
 # on to Marabou as before, so every point is still Marabou's answer to the whole query.
 PROOF_FIRST = 2.0
+# The same offer goes to a query whose level's previous query took longer than this: a level also runs
+# out after some SAT answers, once the exclusions leave no point, and Marabou held those UNSAT queries
+# 10-17 s before the hand-over, where branch and bound decides them in 0.1-1.1 s; they mostly follow a
+# slow SAT query. Replayed on reference rounds (784-32-10; random-fv-s0 rounds 4 and 7, badge-fv-s0
+# round 10): 61, 53 and 12 offers cost 4.6, 6.6 and 0.4 s and settled queries that had taken 52, 55
+# and 23 s, 11-15% of the rounds' solver time.
+SLOW_QUERY = 0.5
 
 
 def _silent(kind: str, payload: Any) -> None:
@@ -134,6 +141,7 @@ def search_counterexamples(
     eps = min(float(eps_start), 1.0) if legacy else float(eps_start)
     status, message, spurious = "sat", "", 0
     level = None  # the eps of the last query sent: a query at another eps is its level's first
+    slow = False  # the last query took more than SLOW_QUERY
     while len(found) < k:
         new_level, level = eps != level, eps
         lower, upper = _box(x, eps)
@@ -157,7 +165,7 @@ def search_counterexamples(
             solved = None if region is None else _by_programs(
                 region, net, simple, excluded[-1] if excluded else x, target_w, runner_up_r, margin, delta,
                 timeout if exact_tried else first)
-            if region is None and not legacy and new_level and bab.applies(net) and first < timeout:
+            if region is None and not legacy and (new_level or slow) and bab.applies(net) and first < timeout:
                 proof = bab.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
                                    simple.centers, delta, time_limit=min(PROOF_FIRST, timeout))
                 solved = Solved("unsat", None, 0.0) if proof.status == "infeasible" else None
@@ -193,6 +201,7 @@ def search_counterexamples(
             elif solved.status != "unsat":
                 message = solved.message
         queries.append(record)
+        slow = record.seconds > SLOW_QUERY
         report("query", record)
         if record.status in ("timeout", "error"):
             status = record.status
