@@ -90,6 +90,21 @@ def test_deeper_networks_keep_the_milp():
     assert bab.applies(random_net((10, 8, 4), 0)) and not bab.applies(random_net((10, 8, 6, 4), 0))
 
 
+def search_case():
+    """A 784-16-10 network and an input whose searches meet UNSAT levels and SAT answers within seconds."""
+    net = random_net((784, 16, 10), 1)
+    x = np.random.default_rng(2).uniform(0, 1, 784).astype(np.float32)
+    return (net, x, *top2(net, x))
+
+
+def assert_same_search(a, b, k: int) -> None:
+    """Two searches reached the same eps levels with the same verdicts, and the same k points, Marabou's."""
+    assert [(q.eps, q.status) for q in a.queries] == [(q.eps, q.status) for q in b.queries]
+    assert len(a.counterexamples) == k
+    for p, q in zip(a.counterexamples, b.counterexamples):
+        assert p.source == q.source == "marabou" and np.array_equal(p.x, q.x)
+
+
 def test_an_unsat_query_left_by_marabou_is_settled_by_branch_and_bound(monkeypatch):
     """The default search's hand-over after MILP_AFTER goes to branch and bound on a one-layer network."""
     import fvtui.verify.search as search
@@ -102,9 +117,7 @@ def test_an_unsat_query_left_by_marabou_is_settled_by_branch_and_bound(monkeypat
     monkeypatch.setattr(search, "solve", lambda ipq, n, timeout: search.Solved("timeout", None, timeout)
                         if timeout <= 0.5 else real_solve(ipq, n, timeout))
     monkeypatch.setattr(search, "PROOF_FIRST", 0.0)  # no proof before Marabou: the hand-over's turn
-    net = random_net((784, 16, 10), 1)
-    x = np.random.default_rng(2).uniform(0, 1, 784).astype(np.float32)
-    w, r = top2(net, x)
+    net, x, w, r = search_case()
     result = search.search_counterexamples(net, x, w, r, k=2, eps_start=0.001, eps_step=0.01, timeout=20,
                                            milp_after=0.5)
     assert calls and result.queries[0].status == "unsat" and result.queries[0].milp
@@ -117,9 +130,7 @@ def test_the_first_query_of_each_level_is_offered_to_branch_and_bound_and_the_po
     The same search without that proof gives the same verdicts and bit-identical counterexamples."""
     import fvtui.verify.search as search
 
-    net = random_net((784, 16, 10), 1)
-    x = np.random.default_rng(2).uniform(0, 1, 784).astype(np.float32)
-    w, r = top2(net, x)
+    net, x, w, r = search_case()
     real_solve = search.solve
 
     def run(proof_first):
@@ -135,10 +146,7 @@ def test_the_first_query_of_each_level_is_offered_to_branch_and_bound_and_the_po
     assert unsat and all(q.milp for q in unsat)  # settled by branch and bound ...
     assert asked_offered == asked_plain - len(unsat)  # ... and Marabou never asked about them
     assert not any(q.milp for q in plain.queries)
-    assert [(q.eps, q.status) for q in offered.queries] == [(q.eps, q.status) for q in plain.queries]
-    assert len(offered.counterexamples) == 3
-    for a, b in zip(offered.counterexamples, plain.counterexamples):
-        assert a.source == b.source == "marabou" and np.array_equal(a.x, b.x)
+    assert_same_search(offered, plain, 3)
 
 
 def test_a_query_after_a_slow_one_is_offered_too_and_the_points_stay_marabous(monkeypatch):
@@ -147,9 +155,7 @@ def test_a_query_after_a_slow_one_is_offered_too_and_the_points_stay_marabous(mo
     counterexamples as the search that offers only first queries."""
     import fvtui.verify.search as search
 
-    net = random_net((784, 16, 10), 1)
-    x = np.random.default_rng(2).uniform(0, 1, 784).astype(np.float32)
-    w, r = top2(net, x)
+    net, x, w, r = search_case()
     real = bab.decide
 
     def run(slow_query):
@@ -163,10 +169,7 @@ def test_a_query_after_a_slow_one_is_offered_too_and_the_points_stay_marabous(mo
     asked = [q for q in every.queries if not q.presolved]
     assert offered_every == len(asked)  # every query sent was offered first ...
     assert offered_firsts == len({q.eps for q in asked}) < offered_every  # ... where only levels' firsts were
-    assert [(q.eps, q.status) for q in every.queries] == [(q.eps, q.status) for q in firsts.queries]
-    assert len(every.counterexamples) == 4
-    for a, b in zip(every.counterexamples, firsts.counterexamples):
-        assert a.source == b.source == "marabou" and np.array_equal(a.x, b.x)
+    assert_same_search(every, firsts, 4)
 
 
 def test_lp_mode_settles_what_the_region_program_cannot_without_marabou(monkeypatch):
@@ -175,9 +178,7 @@ def test_lp_mode_settles_what_the_region_program_cannot_without_marabou(monkeypa
     import fvtui.verify.search as search
 
     monkeypatch.setattr(search, "solve", lambda *a, **k: pytest.fail("Marabou was asked"))
-    net = random_net((784, 16, 10), 1)
-    x = np.random.default_rng(2).uniform(0, 1, 784).astype(np.float32)
-    w, r = top2(net, x)
+    net, x, w, r = search_case()
     result = search_counterexamples(net, x, w, r, k=4, eps_start=0.001, eps_step=0.01, timeout=20, points="lp")
     statuses = [q.status for q in result.queries]
     assert statuses[0] == "unsat" and result.queries[0].milp and statuses.count("sat") == 4
@@ -193,9 +194,7 @@ def test_lp_mode_gives_branch_and_bound_the_whole_budget_once_and_marabou_what_i
     monkeypatch.setattr(bab, "decide", lambda *a, time_limit, **k: limits.append(time_limit) or milp.Decision("unknown"))
     real_solve = search.solve
     monkeypatch.setattr(search, "solve", lambda ipq, n, timeout: marabou.append(timeout) or real_solve(ipq, n, timeout))
-    net = random_net((784, 16, 10), 1)
-    x = np.random.default_rng(2).uniform(0, 1, 784).astype(np.float32)
-    w, r = top2(net, x)
+    net, x, w, r = search_case()
     result = search_counterexamples(net, x, w, r, k=2, eps_start=0.001, eps_step=0.01, timeout=20, points="lp")
     asked = [q for q in result.queries if not q.presolved]
     assert result.queries[0].status == "unsat" and not result.queries[0].milp  # Marabou's verdict this time
