@@ -98,7 +98,7 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
     row_lower, row_upper, columns, coefficients = [], [], [], []
     for j in np.flatnonzero((hi > 0) & ~split & ~on):
         nz = np.flatnonzero(w1[j])
-        row_lower.append(b1[j]), row_upper.append(b1[j] if lo[j] >= 0 else inf)
+        row_lower.append(b1[j]), row_upper.append(inf)
         columns.append(np.append(nz, h_col[j])), coefficients.append(np.append(-w1[j, nz], 1.0))
     for t, j in enumerate(units):
         nz = np.flatnonzero(w1[j])
@@ -134,7 +134,8 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
             low_sum = w_low[t, inputs].sum()
             row_upper.append(-low_sum)
             columns.append(np.append(inputs, [h_col[units[t]], s_col[t]]))
-            coefficients.append(np.append(-w_u[t, inputs], [1.0, -(low_sum + b1[units[t]] + w_up[t, ~chosen[t]].sum())]))
+            s_coef = -(low_sum + b1[units[t]] + w_up[t, ~chosen[t]].sum())
+            coefficients.append(np.append(-w_u[t, inputs], [1.0, s_coef]))
         add_rows(h, np.full(violated.size, -inf), row_upper, columns, coefficients)
         return violated.size
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 
 def new_program():
     """A quiet single-thread HiGHS without presolve: the programs' LPs are re-solved from the last
@@ -25,8 +27,6 @@ def run_for(h, seconds: float) -> None:
 def add_rows(h, lower, upper, columns: list, coefficients: list) -> None:
     """Rows lower <= sum coefficients x[columns] <= upper in one call: one addRow per dense 784-input
     row took 0.3 ms, 10% of a branch-and-bound proof."""
-    import numpy as np
-
     if not columns:
         return
     sizes = np.array([len(c) for c in columns])

@@ -140,10 +140,9 @@ def search_counterexamples(
     region = RegionLP(net, target_w, runner_up_r, margin) if points == "lp" else None
     eps = min(float(eps_start), 1.0) if legacy else float(eps_start)
     status, message, spurious = "sat", "", 0
-    level = None  # the eps of the last query sent: a query at another eps is its level's first
-    slow = False  # the last query took more than SLOW_QUERY
     while len(found) < k:
-        new_level, level = eps != level, eps
+        # branch and bound's offer: a level's first query (the last one had another eps), or one after a slow query
+        offer = not queries or queries[-1].eps != eps or queries[-1].seconds > SLOW_QUERY
         lower, upper = _box(x, eps)
         simple = simplify_exclusions(lower, upper, np.reshape(excluded, (-1, x.size)), delta)
         if simple.infeasible:
@@ -165,7 +164,7 @@ def search_counterexamples(
             solved = None if region is None else _by_programs(
                 region, net, simple, excluded[-1] if excluded else x, target_w, runner_up_r, margin, delta,
                 timeout if exact_tried else first)
-            if region is None and not legacy and (new_level or slow) and bab.applies(net) and first < timeout:
+            if region is None and not legacy and offer and bab.applies(net) and first < timeout:
                 proof = bab.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
                                    simple.centers, delta, time_limit=min(PROOF_FIRST, timeout))
                 solved = Solved("unsat", None, 0.0) if proof.status == "infeasible" else None
@@ -201,7 +200,6 @@ def search_counterexamples(
             elif solved.status != "unsat":
                 message = solved.message
         queries.append(record)
-        slow = record.seconds > SLOW_QUERY
         report("query", record)
         if record.status in ("timeout", "error"):
             status = record.status
