@@ -1,6 +1,7 @@
 """SolverPool: task order, deadlines and kills from outside, crashes, cancel, no orphans."""
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -233,3 +234,42 @@ def test_a_worker_sets_its_orphan_timer_once_per_job_not_per_query(monkeypatch):
     starts = [m for m in pipe.sent if m[0] == "event" and m[2] == "start"]
     assert pipe.sent[-1][0] == "done" and len(starts) >= 6  # every query of the job said it started
     assert calls == ["set", "clear"]
+
+
+def test_a_stop_of_the_whole_process_tree_costs_no_query(monkeypatch):
+    """Ctrl-Z (or SIGSTOP) stops the parent and its workers alike, and the wall-clock limits ran on
+    meanwhile: the pool moves its deadlines by the stop, and a job whose worker the stop ended (its
+    orphan timer, 1.25 * 2 + 0.5 + 10 s after a query's start) starts over. The results are those of
+    a run never stopped. (A query the stop timed out inside Marabou: test_verify_search.)"""
+    from fvtui.verify import pool as pool_module
+
+    net = random_net((400, 24, 5), 1)  # queries of 0.1-0.2 s: the stop finds one in flight
+    xs = [np.random.default_rng(s).uniform(0, 1, 400).astype(np.float32) for s in range(2)]
+    tasks = [SearchTask(net, x, *map(int, np.argsort(-net.logits(x))[:2]), k=10, eps_start=0.05, eps_step=0.05,
+                        timeout=2) for x in xs]
+    with SolverPool(2, grace=0.5) as plain:
+        expected = plain.run_searches(tasks)
+    real_wait, stops = pool_module.wait, []
+
+    def wait_then_stop(conns, timeout):
+        ready = real_wait(conns, timeout)
+        # once, with a query in flight: stop the workers, and this process (asleep), and read nothing
+        # yet (what they sent stays for the next wait), as if the stop came before it was sent
+        if not stops and any(w.deadline is not None for w in stopped._workers):
+            stops.append(stopped.pids())
+            for pid in stops[0]:
+                os.kill(pid, signal.SIGSTOP)
+            time.sleep(14)  # past every deadline and orphan timer
+            for pid in stops[0]:
+                os.kill(pid, signal.SIGCONT)
+            return []
+        return ready
+
+    monkeypatch.setattr(pool_module, "wait", wait_then_stop)
+    with SolverPool(2, grace=0.5) as stopped:
+        results = stopped.run_searches(tasks)
+        assert stops and set(stops[0]) - set(stopped.pids())  # stopped, and a worker ended by it
+    for got, want in zip(results, expected):
+        assert got.status == want.status == "sat"
+        assert [q.status for q in got.queries] == [q.status for q in want.queries]
+        assert [ce.x.tobytes() for ce in got.counterexamples] == [ce.x.tobytes() for ce in want.counterexamples]

@@ -397,3 +397,37 @@ def test_reused_first_layer_equations_give_the_very_same_queries(capfd):
         assert len(shared.asked) > 1
         moved.append(len(shared.pres) > len(shared.asked))  # some unit's pre variable moved between queries
     assert any(moved)
+
+
+@pytest.mark.parametrize("stopped", [True, False])
+def test_a_query_timed_out_across_a_stop_is_asked_again(monkeypatch, mnist_like, stopped):
+    """The third query 'times out' the way a stop makes Marabou time out (its wall-clock cap ran on while
+    the process was stopped). When the process was continued meanwhile (`resumed` moved: the worker's
+    SIGCONT count) it is asked again, and the search is the plain one, point for point; when not, it is a
+    real timeout and ends the search. (Any query that ran across a stop is asked again: the stop can
+    also cut short Marabou's time before its hand-over to branch and bound, and so change the point.)"""
+    import fvtui.verify.search as search
+
+    net, x = mnist_like
+    w, r = top2(net, x)
+    settings = dict(k=5, eps_start=0.01, eps_step=0.02, timeout=10, milp_after=10)  # Marabou has the whole cap
+    plain = search_counterexamples(net, x, w, r, **settings)
+    real_solve, calls, continued = search.solve, [], [0]
+
+    def solve(ipq, n, timeout):
+        calls.append(timeout)
+        if len(calls) == 3:
+            continued[0] += stopped
+            return search.Solved("timeout", None, timeout, "timed out")
+        return real_solve(ipq, n, timeout)
+
+    monkeypatch.setattr(search, "solve", solve)
+    starts = []
+    result = search.search_counterexamples(net, x, w, r, **settings, resumed=lambda: continued[0],
+                                           report=lambda kind, _: starts.append(kind == "start"))
+    if stopped:
+        assert [q.status for q in result.queries] == [q.status for q in plain.queries]
+        assert [ce.x.tobytes() for ce in result.counterexamples] == [ce.x.tobytes() for ce in plain.counterexamples]
+        assert sum(starts) == len(result.queries) + 1  # the query asked again said so (the pool's deadline)
+    else:
+        assert result.status == "timeout" and len(result.queries) == 3

@@ -37,6 +37,9 @@ from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, Ve
 from .worker import query_deadline
 
 _POLL = 0.1  # seconds between checks of the cancel event
+# A wait that returns this many seconds late means the process was stopped, not busy: its
+# deadlines move by the stop (the workers ask a query the stop timed out again: worker.Resumes).
+_STOPPED = 5.0
 _BOOT = "from fvtui.verify.worker import main; main()"
 _ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding the fvtui package
 
@@ -68,6 +71,7 @@ class Job:
     args: dict[str, Any]
     fault: str | None = None
     retried: bool = False  # its first worker was found dead before it got the job
+    stopped: bool = False  # the process tree was stopped (Ctrl-Z, SIGSTOP) since it last started
     # What the worker streamed so far: kept when it is killed or dies.
     started: float = 0.0
     running: QueryRecord | None = None
@@ -76,6 +80,12 @@ class Job:
     queries: list[QueryRecord] = field(default_factory=list)
     counterexamples: list[Counterexample] = field(default_factory=list)
     bracket: tuple[float, float, np.ndarray | None] | None = None
+
+    def start_over(self) -> None:
+        """Forget what its worker streamed: a worker dead after a stop (its orphan timer, worker.py, ran
+        on meanwhile) costs the job its progress, not its result."""
+        self.stopped, self.running, self.starts, self.bracket = False, None, 0, None
+        self.queries, self.counterexamples = [], []
 
     def failed(self, status: str, message: str) -> SearchResult | VerifyResult | RadiusResult:
         now = time.monotonic()
@@ -292,6 +302,16 @@ class SolverPool(Solver):
                 finished.append(w.job)
                 w.job, w.deadline = None, None
 
+            def died(w: _Worker) -> None:
+                job = jobs[w.job]
+                if job.stopped:
+                    job.start_over()
+                    todo.appendleft(w.job)
+                    w.job, w.deadline = None, None
+                else:
+                    finish(w, job.failed("error", w.death_message()))
+
+            tick = time.monotonic()
             try:
                 while todo or finished or any(w.job is not None for w in self._workers):
                     stop = self._closed or (cancel is not None and cancel.is_set())
@@ -308,10 +328,20 @@ class SolverPool(Solver):
                     if stop:
                         raise Cancelled("verification stopped")
                     now = time.monotonic()
-                    timeout = min([_POLL] + [w.deadline - now for w in self._workers if w.deadline is not None])
+                    deadlines = [w.deadline - now for w in self._workers if w.deadline is not None]
+                    timeout = max(0.0, min([_POLL] + deadlines))
                     by_conn = {w.conn: w for w in self._workers}
-                    for conn in wait(list(by_conn), max(0.0, timeout)):
-                        self._drain(by_conn[conn], jobs, finish)
+                    ready = wait(list(by_conn), timeout)
+                    stopped = time.monotonic() - tick - timeout  # since the last wait, beyond this one
+                    tick = time.monotonic()
+                    if stopped > _STOPPED:  # this process was stopped (Ctrl-Z, SIGSTOP): so were the deadlines
+                        for w in self._workers:
+                            if w.deadline is not None:
+                                w.deadline += stopped
+                            if w.job is not None:
+                                jobs[w.job].stopped = True
+                    for conn in ready:
+                        self._drain(by_conn[conn], jobs, finish, died)
                     now = time.monotonic()
                     for w in list(self._workers):
                         if w.deadline is not None and now > w.deadline:
@@ -344,7 +374,8 @@ class SolverPool(Solver):
             return
         w.net_key = job.net.key
 
-    def _drain(self, w: _Worker, jobs: list[Job], finish: Callable[[_Worker, Any], None]) -> None:
+    def _drain(self, w: _Worker, jobs: list[Job], finish: Callable[[_Worker, Any], None],
+               died: Callable[[_Worker], None]) -> None:
         try:
             while w.conn.poll():
                 kind, i, *rest = w.conn.recv()
@@ -357,7 +388,7 @@ class SolverPool(Solver):
                     self._on_event(w, job, *rest)
         except (EOFError, OSError):
             if w.job is not None:
-                finish(w, jobs[w.job].failed("error", w.death_message()))
+                died(w)
             self._remove(w)
 
     def _on_event(self, w: _Worker, job: Job, event: str, payload: Any) -> None:

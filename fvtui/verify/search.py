@@ -108,6 +108,7 @@ def search_counterexamples(
     legacy: bool = False,
     milp_after: float = MILP_AFTER,
     points: str = "marabou",
+    resumed: Callable[[], int] = lambda: 0,
 ) -> SearchResult:
     """Up to k inputs near x where the runner-up beats the winner, each delta away from the rest in every pixel.
 
@@ -120,6 +121,8 @@ def search_counterexamples(
     `points` = 'lp' first asks a linear program in the activation region of the last excluded
     point (of x before there is one) for each query's point (region.py), then branch and bound
     (bab.py, one hidden layer), and Marabou only when neither settles the query.
+    `resumed` counts the times the process was continued after a stop (the worker's SIGCONT): a query
+    that ran across one is asked again, so a stopped session loses nothing and finds the same points.
     """
     report = report or _silent
     t0 = time.perf_counter()
@@ -149,43 +152,55 @@ def search_counterexamples(
             record = QueryRecord(eps, "unsat", 0.0, 0, presolved=True)
         else:
             n_disj = int(simple.pixels.size)
-            report("start", QueryRecord(eps, "running", 0.0, n_disj))
-            tq = time.perf_counter()
-            def query():
-                return build_query(net, simple.lower, simple.upper, target_w, [runner_up_r], margin, simple.pixels,
-                                   simple.centers, delta, first_layer=first_layer)
 
-            def left() -> float:
-                return max(1.0, timeout - (time.perf_counter() - tq))
+            def ask() -> tuple[QueryRecord, Solved]:
+                report("start", QueryRecord(eps, "running", 0.0, n_disj))
+                tq = time.perf_counter()
 
-            first = timeout if legacy else min(timeout, milp_after)
-            # lp mode: branch and bound (one hidden layer) has the whole budget, and is not asked twice
-            exact_tried = region is not None and bab.applies(net)
-            solved = None if region is None else _by_programs(
-                region, net, simple, excluded[-1] if excluded else x, target_w, runner_up_r, margin, delta,
-                timeout if exact_tried else first)
-            if region is None and not legacy and offer and bab.applies(net) and first < timeout:
-                proof = bab.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
-                                   simple.centers, delta, time_limit=min(PROOF_FIRST, timeout))
-                solved = Solved("unsat", None, 0.0) if proof.status == "infeasible" else None
-            by_program = solved is not None and solved.status == "sat"
-            decided_by_milp, narrowed = solved is not None and solved.status == "unsat", False
-            if solved is None:
-                solved = solve(query(), x.size, left() if exact_tried else first)
-            if solved.status == "timeout" and first < timeout and not exact_tried:
-                decision = _decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
-                                   simple.centers, delta, time_limit=left())
-                if decision.status == "infeasible":
-                    solved, decided_by_milp = Solved("unsat", None, 0.0), True
-                else:
-                    if decision.status == "feasible":
-                        solved = _solve_near(net, decision.x, simple.lower, simple.upper, excluded, target_w,
-                                             runner_up_r, margin, delta, left(), first_layer)
-                        narrowed = solved.status == "sat"
-                    if not narrowed:
-                        solved = solve(query(), x.size, left())
-            record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj, milp=decided_by_milp,
-                                 narrowed=narrowed, lp=by_program)
+                def query():
+                    return build_query(net, simple.lower, simple.upper, target_w, [runner_up_r], margin, simple.pixels,
+                                       simple.centers, delta, first_layer=first_layer)
+
+                def left() -> float:
+                    return max(1.0, timeout - (time.perf_counter() - tq))
+
+                first = timeout if legacy else min(timeout, milp_after)
+                # lp mode: branch and bound (one hidden layer) has the whole budget, and is not asked twice
+                exact_tried = region is not None and bab.applies(net)
+                solved = None if region is None else _by_programs(
+                    region, net, simple, excluded[-1] if excluded else x, target_w, runner_up_r, margin, delta,
+                    timeout if exact_tried else first)
+                if region is None and not legacy and offer and bab.applies(net) and first < timeout:
+                    proof = bab.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
+                                       simple.centers, delta, time_limit=min(PROOF_FIRST, timeout))
+                    solved = Solved("unsat", None, 0.0) if proof.status == "infeasible" else None
+                by_program = solved is not None and solved.status == "sat"
+                decided_by_milp, narrowed = solved is not None and solved.status == "unsat", False
+                if solved is None:
+                    solved = solve(query(), x.size, left() if exact_tried else first)
+                if solved.status == "timeout" and first < timeout and not exact_tried:
+                    decision = _decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
+                                       simple.centers, delta, time_limit=left())
+                    if decision.status == "infeasible":
+                        solved, decided_by_milp = Solved("unsat", None, 0.0), True
+                    else:
+                        if decision.status == "feasible":
+                            solved = _solve_near(net, decision.x, simple.lower, simple.upper, excluded, target_w,
+                                                 runner_up_r, margin, delta, left(), first_layer)
+                            narrowed = solved.status == "sat"
+                        if not narrowed:
+                            solved = solve(query(), x.size, left())
+                record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj, milp=decided_by_milp,
+                                     narrowed=narrowed, lp=by_program)
+                return record, solved
+
+            resumes = resumed()
+            record, solved = ask()
+            # Stopped while it ran (Ctrl-Z, SIGSTOP): its wall-clock caps counted the stop (a timeout,
+            # or Marabou's hand-over to branch and bound cut short), so it is asked again
+            while resumed() != resumes:
+                resumes = resumed()
+                record, solved = ask()
             if solved.status == "sat":
                 point = _as_input(solved.x, simple.lower, simple.upper)
                 excluded.append(point)

@@ -54,8 +54,24 @@ def _inject(fault: str, report):
     return faulty
 
 
+class Resumes:
+    """How often the process was continued after a stop (Ctrl-Z then fg, SIGSTOP then SIGCONT). A stop
+    runs down the wall-clock cap of the query in flight; the fv search asks such a query again."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        signal.signal(signal.SIGCONT, self._continued)
+
+    def _continued(self, signum: int, frame: object) -> None:
+        self.count += 1
+
+    def __call__(self) -> int:
+        return self.count
+
+
 def _serve(conn: Connection, grace: float) -> None:
     net = None
+    resumed = Resumes()
     while True:
         job_id, kind, new_net, args, fault = conn.recv()
         if new_net is not None:
@@ -74,7 +90,8 @@ def _serve(conn: Connection, grace: float) -> None:
             conn.send(("event", job_id, event, payload))
 
         try:
-            result = RUNNERS[kind](net, report=_inject(fault, report) if fault else report, **args)
+            extra = {"resumed": resumed} if kind == "search" else {}
+            result = RUNNERS[kind](net, report=_inject(fault, report) if fault else report, **args, **extra)
         except MemoryError:
             conn.send(("failed", job_id, "out of memory (MemoryError); worker restarted"))
             return  # a fresh process is the only sure way to get the memory back
