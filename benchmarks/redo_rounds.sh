@@ -2,7 +2,7 @@
 # Run a reference session's rounds again from round R on, at the code it ran with: for rounds whose
 # samples were cut short by something outside the protocol (the SIGSTOP pauses of 2026-12-01/02, which
 # ran a paused query's wall-clock cap down). Rounds R.. are moved to sessions/aside/ (kept, in no
-# table), the session is resumed headless to its 20 rounds, the tables and digests are made again,
+# table; run again, it resumes the redo), the session is resumed headless to its 20 rounds, the tables and digests are made again,
 # and the redo is logged in assets/reference/RUNS.md and committed (those paths only).
 #
 #   FVTUI_DATA_DIR=../shared/datasets FVTUI_CODE=<worktree at the session's commit> \
@@ -18,10 +18,12 @@ fvtui() { (cd "$CODE" && PYTHONPATH="$CODE" "$PYTHON" -m fvtui "$@"); }
 
 [ -d "$bench/$session/rounds" ] || { echo "no session $bench/$session" >&2; exit 2; }
 aside=sessions/aside/bench-$dataset/$session
-mkdir -p "$aside"
-for r in "$bench/$session"/rounds/[0-9]*; do
-  [ "$((10#$(basename "$r")))" -ge "$round" ] && mv "$r" "$aside/"
-done
+if [ -z "$(ls -A "$aside" 2>/dev/null)" ]; then  # else a redo already began: it resumes
+  mkdir -p "$aside"
+  for r in "$bench/$session"/rounds/[0-9]*; do
+    [ "$((10#$(basename "$r")))" -ge "$round" ] && mv "$r" "$aside/"
+  done
+fi
 rm -f "$out/sessions/$session.json.gz"  # its digest: the bench would count the session finished
 start=$(date +%s); started=$(date -u +%FT%TZ)
 fvtui --sessions-dir "$HERE/$bench" resume "$session" --headless --rounds 20 > "sessions/redo-$dataset-$session.log" 2>&1
