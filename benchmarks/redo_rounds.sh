@@ -2,8 +2,9 @@
 # Run a reference session's rounds again from round R on, at the code it ran with: for rounds whose
 # samples were cut short by something outside the protocol (the SIGSTOP pauses of 2026-12-01/02, which
 # ran a paused query's wall-clock cap down). Rounds R.. are moved to sessions/aside/ (kept, in no
-# table; run again, it resumes the redo), the session is resumed headless to its 20 rounds, the tables and digests are made again,
-# and the redo is logged in assets/reference/RUNS.md and committed (those paths only).
+# table), the session is resumed headless to its 20 rounds (run again, the script resumes the redo),
+# the tables and digests are made again, and the redo is logged in assets/reference/RUNS.md and
+# committed (those paths only).
 #
 #   FVTUI_DATA_DIR=../shared/datasets FVTUI_CODE=<worktree at the session's commit> \
 #     benchmarks/redo_rounds.sh DATASET SESSION ROUND
