@@ -25,7 +25,6 @@ if [ -z "$(ls -A "$aside" 2>/dev/null)" ]; then  # else a redo already began: it
     [ "$((10#$(basename "$r")))" -ge "$round" ] && mv "$r" "$aside/"
   done
 fi
-rm -f "$out/sessions/$session.json.gz"  # its digest: the bench would count the session finished
 start=$(date +%s); started=$(date -u +%FT%TZ)
 fvtui --sessions-dir "$HERE/$bench" resume "$session" --headless --rounds 20 > "sessions/redo-$dataset-$session.log" 2>&1
 rc=$?
