@@ -332,8 +332,8 @@ class SolverPool(Solver):
                     timeout = max(0.0, min([_POLL] + deadlines))
                     by_conn = {w.conn: w for w in self._workers}
                     ready = wait(list(by_conn), timeout)
-                    stopped = time.monotonic() - tick - timeout  # since the last wait, beyond this one
-                    tick = time.monotonic()
+                    now = time.monotonic()
+                    stopped, tick = now - tick - timeout, now  # how late since the last wait
                     if stopped > _STOPPED:  # this process was stopped (Ctrl-Z, SIGSTOP): so were the deadlines
                         for w in self._workers:
                             if w.deadline is not None:

@@ -152,8 +152,11 @@ def search_counterexamples(
             record = QueryRecord(eps, "unsat", 0.0, 0, presolved=True)
         else:
             n_disj = int(simple.pixels.size)
-
-            def ask() -> tuple[QueryRecord, Solved]:
+            resumes = None
+            # asked again when the process was stopped while it ran (Ctrl-Z, SIGSTOP): its wall-clock
+            # caps counted the stop (a timeout, or Marabou's hand-over to branch and bound cut short)
+            while resumes != resumed():
+                resumes = resumed()
                 report("start", QueryRecord(eps, "running", 0.0, n_disj))
                 tq = time.perf_counter()
 
@@ -192,15 +195,6 @@ def search_counterexamples(
                             solved = solve(query(), x.size, left())
                 record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj, milp=decided_by_milp,
                                      narrowed=narrowed, lp=by_program)
-                return record, solved
-
-            resumes = resumed()
-            record, solved = ask()
-            # Stopped while it ran (Ctrl-Z, SIGSTOP): its wall-clock caps counted the stop (a timeout,
-            # or Marabou's hand-over to branch and bound cut short), so it is asked again
-            while resumed() != resumes:
-                resumes = resumed()
-                record, solved = ask()
             if solved.status == "sat":
                 point = _as_input(solved.x, simple.lower, simple.upper)
                 excluded.append(point)
