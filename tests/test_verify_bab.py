@@ -1,5 +1,7 @@
 """Branch and bound for one hidden layer (verify/bab.py): the same verdicts as plain Marabou and as the MILP."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -116,7 +118,7 @@ def test_an_unsat_query_left_by_marabou_is_settled_by_branch_and_bound(monkeypat
     real_solve = search.solve
     monkeypatch.setattr(search, "solve", lambda ipq, n, timeout: search.Solved("timeout", None, timeout)
                         if timeout <= 0.5 else real_solve(ipq, n, timeout))
-    monkeypatch.setattr(search, "PROOF_FIRST", 0.0)  # no proof before Marabou: the hand-over's turn
+    monkeypatch.setattr(search, "PROOF_FIRST", 0)  # no proof before Marabou: the hand-over's turn
     net, x, w, r = search_case()
     result = search.search_counterexamples(net, x, w, r, k=2, eps_start=0.001, eps_step=0.01, timeout=20,
                                            milp_after=0.5)
@@ -126,7 +128,7 @@ def test_an_unsat_query_left_by_marabou_is_settled_by_branch_and_bound(monkeypat
 
 def test_the_first_query_of_each_level_is_offered_to_branch_and_bound_and_the_points_stay_marabous(monkeypatch):
     """Default mode, one hidden layer: the first query at each eps is branch and bound's for PROOF_FIRST
-    seconds, and its UNSAT settles the level without Marabou; everything else is Marabou's as before.
+    linear programs, and its UNSAT settles the level without Marabou; everything else is Marabou's as before.
     The same search without that proof gives the same verdicts and bit-identical counterexamples."""
     import fvtui.verify.search as search
 
@@ -141,7 +143,7 @@ def test_the_first_query_of_each_level_is_offered_to_branch_and_bound_and_the_po
         return result, len(marabou)
 
     offered, asked_offered = run(search.PROOF_FIRST)
-    plain, asked_plain = run(0.0)
+    plain, asked_plain = run(0)
     unsat = [q for q in offered.queries if q.status == "unsat" and not q.presolved]
     assert unsat and all(q.milp for q in unsat)  # settled by branch and bound ...
     assert asked_offered == asked_plain - len(unsat)  # ... and Marabou never asked about them
@@ -150,26 +152,59 @@ def test_the_first_query_of_each_level_is_offered_to_branch_and_bound_and_the_po
 
 
 def test_a_query_after_a_slow_one_is_offered_too_and_the_points_stay_marabous(monkeypatch):
-    """A query whose level's previous query took more than SLOW_QUERY is offered to branch and bound
-    like a level's first (with SLOW_QUERY at 0, every query is): the same verdicts and bit-identical
+    """A query whose level's previous query kept Marabou busier than SLOW_WORK is offered to branch and
+    bound like a level's first (with SLOW_WORK at -1, every query is): the same verdicts and bit-identical
     counterexamples as the search that offers only first queries."""
     import fvtui.verify.search as search
 
     net, x, w, r = search_case()
     real = bab.decide
 
-    def run(slow_query):
-        monkeypatch.setattr(search, "SLOW_QUERY", slow_query)
+    def run(slow_work):
+        monkeypatch.setattr(search, "SLOW_WORK", slow_work)
         offers = []
         monkeypatch.setattr(bab, "decide", lambda *a, **k: offers.append(1) or real(*a, **k))
         return search_counterexamples(net, x, w, r, k=4, eps_start=0.001, eps_step=0.01, timeout=20), len(offers)
 
-    every, offered_every = run(0.0)
+    every, offered_every = run(-1)
     firsts, offered_firsts = run(float("inf"))
     asked = [q for q in every.queries if not q.presolved]
     assert offered_every == len(asked)  # every query sent was offered first ...
     assert offered_firsts == len({q.eps for q in asked}) < offered_every  # ... where only levels' firsts were
     assert_same_search(every, firsts, 4)
+
+
+def test_the_offer_after_a_hard_query_counts_marabous_work_not_seconds(monkeypatch):
+    """A query slow only because the machine is busy is not followed by an offer: a search offers the same
+    queries on any machine and load, and Marabou meets the same history (worker.py)."""
+    import fvtui.verify.search as search
+
+    net, x, w, r = search_case()
+    real_solve, real = search.solve, bab.decide
+
+    def run(delay):
+        offers = []
+        monkeypatch.setattr(bab, "decide", lambda *a, **k: offers.append(1) or real(*a, **k))
+        monkeypatch.setattr(search, "solve", lambda *a: time.sleep(delay) or real_solve(*a))
+        return search_counterexamples(net, x, w, r, k=4, eps_start=0.001, eps_step=0.01, timeout=20), len(offers)
+
+    busy, offered_busy = run(0.55)  # every query over the 0.5 s that was the trigger before
+    idle, offered_idle = run(0.0)
+    assert offered_busy == offered_idle == len({q.eps for q in idle.queries if not q.presolved})
+    assert_same_search(busy, idle, 4)
+
+
+def test_a_budget_of_linear_programs_stops_branch_and_bound_the_same_way_on_any_machine(monkeypatch):
+    """The offer's budget (search.PROOF_FIRST) counts programs, not seconds: a proof that took n programs
+    is found again with a budget of n, and given up with a budget of one."""
+    net, w, r, simple = one_layer_query(1, hidden=16)  # a proof of 19 programs
+    margin = best_reach(net, w, r, simple)[1] + 0.002  # unreachable by a hair: a tree of several nodes
+    args = (net, simple.lower, simple.upper, w, r, margin, simple.pixels, simple.centers, D)
+    programs, real = [], bab.run_for
+    monkeypatch.setattr(bab, "run_for", lambda h, seconds: programs.append(1) or real(h, seconds))
+    assert bab.decide(*args).status == "infeasible"
+    assert bab.decide(*args, lp_limit=len(programs)).status == "infeasible"
+    assert bab.decide(*args, lp_limit=1).status == "unknown"
 
 
 def test_lp_mode_settles_what_the_region_program_cannot_without_marabou(monkeypatch):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from ..child_python import CLI, python_running
 from ..errors import UserError
 from ..schema import SETTINGS
 from ..store import SessionLocked, SessionStore
@@ -27,7 +28,6 @@ from .spec import BenchSpec
 POLL = 0.2
 LOCK_WAIT = 60.0  # seconds to wait for a session a stopping child still holds
 LOG_DIR = "logs"
-_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding the fvtui package
 
 
 @dataclass
@@ -193,7 +193,7 @@ def _launch(spec: BenchSpec, job: Job, workers: int | None, data_dir: str | None
                                         child_command(spec, replace(job, exists=False), workers, data_dir),
                                         child_command(spec, replace(job, exists=True), workers, data_dir), log)
     else:
-        process = start_child([sys.executable, "-m", "fvtui", *child_command(spec, job, workers, data_dir)], log)
+        process = start_child([*python_running(CLI), *child_command(spec, job, workers, data_dir)], log)
     what = f"resuming after round {job.done}" if job.exists else "new"
     say(f"[{number}] {job.label}: started ({what})")
     return _Running(job, process, log, number)
@@ -202,7 +202,6 @@ def _launch(spec: BenchSpec, job: Job, workers: int | None, data_dir: str | None
 def start_child(command: list[str], log: Path) -> subprocess.Popen:
     """A session child in a process group of its own, told to stop when its parent dies, output to `log`."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
     env.setdefault("OMP_NUM_THREADS", "1")
     with open(log, "a") as fh:
         fh.write(f"\n$ {' '.join(command)}\n")

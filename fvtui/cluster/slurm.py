@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from pathlib import Path
 
+from ..child_python import ROOT
 from ..errors import EXIT_CODES, UserError
 
-_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding the fvtui package
 EXAMPLE = ("example: fvtui cluster slurm --jobs 4 --queue compute --cores 16 --memory 64GB --walltime 24:00:00, "
            "then, elsewhere: fvtui bench --paper --cluster tcp://HOST:8786 --jobs 16.  " + EXIT_CODES)
 
@@ -53,7 +52,7 @@ def slurm_cluster(jobs: int, queue: str | None = None, account: str | None = Non
 
     given = {k: v for k, v in dict(queue=queue, account=account, cores=cores, memory=memory,
                                    walltime=walltime).items() if v is not None}
-    prologue = [f"export PYTHONPATH={_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"]
+    prologue = [f"export PYTHONPATH={ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"]
     prologue += [f"export {name}={value}" for name, value in quiet_environment().items()]
     try:
         with dask.config.set(QUIET):

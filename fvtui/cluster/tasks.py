@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -82,13 +81,14 @@ def run_session(key: str, root: str, name: str, new: list[str], resume: list[str
     (a task rerun after its first worker died resumes it), with this worker's share of the cores as solver
     workers unless the command names them. Returns the child's exit code."""
     from ..bench.runner import start_child
+    from ..child_python import CLI, python_running
     from ..store import SessionStore
 
     words = resume if SessionStore(root).exists(name) else new
     if "--workers" not in words:
         words = [*words, "--workers", str(_cores_per_task())]
     unwanted = _Unwanted(key)
-    process = start_child([sys.executable, "-m", "fvtui", *words], Path(log))
+    process = start_child([*python_running(CLI), *words], Path(log))
     stop_at = None
     while (code := process.poll()) is None:
         if stop_at is None and unwanted.is_set():

@@ -63,8 +63,10 @@ def strongest_cuts(w: np.ndarray, b: np.ndarray, w_low: np.ndarray, w_up: np.nda
 
 
 def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runner_up: int, margin: float,
-           pixels=(), centers=(), delta: float = 0.001, time_limit: float = 60.0) -> Decision:
-    """'infeasible' (UNSAT), 'feasible' with an input (within HiGHS' tolerance), or 'unknown' (out of time)."""
+           pixels=(), centers=(), delta: float = 0.001, time_limit: float = 60.0,
+           lp_limit: int | None = None) -> Decision:
+    """'infeasible' (UNSAT), 'feasible' with an input (within HiGHS' tolerance), or 'unknown' (out of time,
+    or past `lp_limit` linear programs: a budget of work, which decides the same on any machine and load)."""
     import highspy
 
     start = time.perf_counter()
@@ -146,10 +148,13 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
             h.deleteRows(slack.size, slack.astype(np.int32))
 
     all_cols = np.arange(col_lower.size, dtype=np.int32)
+    lps = 0
 
     def solve(x_lo, x_hi, phase) -> tuple[float, np.ndarray | None] | None:
         """The node's relaxed maximum of logit_r - logit_w and its variables; phase: +1 on, -1 off, 0 free.
         (-inf, None) when the node is proved below the margin before its optimum."""
+        nonlocal lps
+        lps += 1
         fixed = phase[units]
         col_lower[:n], col_upper[:n] = x_lo, x_hi
         col_lower[s_col], col_upper[s_col] = fixed > 0, fixed >= 0
@@ -183,7 +188,7 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
     stack = [(lower.copy(), upper.copy(), root)]
     nodes = 0
     while stack:
-        if time.perf_counter() - start > time_limit:
+        if time.perf_counter() - start > time_limit or (lp_limit is not None and lps >= lp_limit):
             return Decision("unknown")
         x_lo, x_hi, phase = stack.pop()
         rounds = CUT_ROUNDS if nodes == 0 else 1 if nodes % NODE_CUTS_EVERY == 0 else 0

@@ -17,7 +17,7 @@ class Network:
 
     weights: tuple[np.ndarray, ...]  # each (out, in), float32
     biases: tuple[np.ndarray | None, ...]
-    key: str = field(default="", compare=False)  # content hash, lets workers cache a network
+    key: str = field(default="", compare=False)  # content hash: the Dask backend scatters each network once
 
     def __post_init__(self) -> None:
         if not self.key:

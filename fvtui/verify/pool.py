@@ -17,7 +17,6 @@ import queue
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,11 +25,11 @@ from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..child_python import python_running
 from ..errors import Cancelled
 from .network import Network
 from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, VerifyResult
@@ -40,8 +39,7 @@ _POLL = 0.1  # seconds between checks of the cancel event
 # A wait that returns this many seconds late means the process was stopped, not busy: its
 # deadlines move by the stop (the workers ask a query the stop timed out again: worker.Resumes).
 _STOPPED = 5.0
-_BOOT = "from fvtui.verify.worker import main; main()"
-_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding the fvtui package
+_WORKER = "from fvtui.verify.worker import main; main()"
 
 
 @dataclass
@@ -166,8 +164,7 @@ class _Worker:
         ours, theirs = socket.socketpair()
         self.log = tempfile.TemporaryFile()  # its stderr: the last words of a crashed solver
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
-        argv = [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(memory_limit_mb or 0), str(grace),
+        argv = [*python_running(_WORKER), str(theirs.fileno()), str(memory_limit_mb or 0), str(grace),
                 str(os.getpid())]
         with theirs:
             self.proc = _spawn(lambda: subprocess.Popen(
@@ -179,7 +176,6 @@ class _Worker:
                 env=env,
             ))
         self.conn = Connection(ours.detach())
-        self.net_key: str | None = None
         self.job: int | None = None
         self.deadline: float | None = None
 
@@ -358,11 +354,10 @@ class SolverPool(Solver):
     def _dispatch(self, w: _Worker, todo: deque[int], jobs: list[Job], finish: Callable) -> None:
         i = todo.popleft()
         job = jobs[i]
-        net = None if w.net_key == job.net.key else job.net
         w.job = i
         job.started = time.monotonic()
-        try:
-            w.conn.send((i, job.kind, net, job.args, job.fault))
+        try:  # the network with every job: the worker keeps nothing between jobs (worker._serve)
+            w.conn.send((i, job.kind, job.net, job.args, job.fault))
         except OSError:  # it died while idle: give the job one more worker, not endless ones
             if job.retried:
                 finish(w, job.failed("error", w.death_message()))
@@ -371,8 +366,6 @@ class SolverPool(Solver):
                 w.job = None
                 todo.appendleft(i)
             self._remove(w)
-            return
-        w.net_key = job.net.key
 
     def _drain(self, w: _Worker, jobs: list[Job], finish: Callable[[_Worker, Any], None],
                died: Callable[[_Worker], None]) -> None:

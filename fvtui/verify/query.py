@@ -178,6 +178,7 @@ class Solved:
     x: np.ndarray | None  # the input part of a SAT assignment
     seconds: float
     message: str = ""
+    work: int = 0  # Marabou's main-loop iterations: how hard the query was, the same on any machine and load
 
 
 _STATUS = {"sat": "sat", "unsat": "unsat", "TIMEOUT": "timeout"}
@@ -189,9 +190,10 @@ def solve(ipq: MarabouCore.InputQuery, n_inputs: int, timeout: float) -> Solved:
     opts._verbosity = 0
     opts._timeoutInSeconds = max(1, math.ceil(timeout))
     t = time.perf_counter()
-    code, values, _ = MarabouCore.solve(ipq, opts, "")
+    code, values, stats = MarabouCore.solve(ipq, opts, "")
     seconds = time.perf_counter() - t
+    work = stats.getLongAttribute(MarabouCore.StatisticsLongAttribute.NUM_MAIN_LOOP_ITERATIONS)
     status = _STATUS.get(code, "error")
     x = np.array([values[i] for i in range(n_inputs)]) if status == "sat" else None
     message = {"timeout": f"Marabou timed out after {seconds:.1f} s", "error": f"Marabou returned {code!r}"}
-    return Solved(status, x, seconds, message.get(status, ""))
+    return Solved(status, x, seconds, message.get(status, ""), work)

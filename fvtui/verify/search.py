@@ -32,16 +32,22 @@ MILP_AFTER = 10.0
 NARROW = 0.01
 # On one hidden layer, the first query at each eps level (where a search meets its UNSAT proofs:
 # Marabou spent its MILP_AFTER seconds on most of them before branch and bound settled them in one
-# or two) goes to branch and bound first, for this long. Only its UNSAT is used: anything else goes
-# on to Marabou as before, so every point is still Marabou's answer to the whole query.
-PROOF_FIRST = 2.0
-# The same offer goes to a query whose level's previous query took longer than this: a level also runs
-# out after some SAT answers, once the exclusions leave no point, and Marabou held those UNSAT queries
-# 10-17 s before the hand-over, where branch and bound decides them in 0.1-1.1 s; they mostly follow a
-# slow SAT query. Replayed on reference rounds (784-32-10; random-fv-s0 rounds 4 and 7, badge-fv-s0
-# round 10): 61, 53 and 12 offers cost 4.6, 6.6 and 0.4 s and settled queries that had taken 52, 55
-# and 23 s, 11-15% of the rounds' solver time.
-SLOW_QUERY = 0.5
+# or two) goes to branch and bound first, for up to this many linear programs. Only its UNSAT is used:
+# anything else goes on to Marabou as before, so every point is still Marabou's answer to the whole
+# query. A budget of work, not of seconds (it was 2 s): what the offer settles decides which queries
+# Marabou solves, and so, through the process's history, the points it finds next (worker.py); counted
+# in programs, that is the same on any machine and load. At 100-160 programs a second here (784-32-10,
+# beside other work) it is about the 2 s it replaces; the proofs it settled took 1-55 (MNIST rounds 7, 10).
+PROOF_FIRST = 250
+# The same offer goes to a query whose level's previous query kept Marabou busier than this many
+# main-loop iterations: a level also runs out after some SAT answers, once the exclusions leave no
+# point, and Marabou held those UNSAT queries 10-17 s before the hand-over, where branch and bound
+# decides them in 0.1-1.1 s; they mostly follow a slow SAT query. Replayed on reference rounds
+# (784-32-10; random-fv-s0 rounds 4 and 7, badge-fv-s0 round 10), the offer after a query over 0.5 s
+# cost 4.6, 6.6 and 0.4 s and settled queries that had taken 52, 55 and 23 s, 11-15% of the rounds'
+# solver time. Counted in Marabou's work rather than seconds for the reason above: on 612 queries of
+# MNIST 784-32-10 rounds 4 and 7, those over 3,000 iterations were exactly those over 0.5 s.
+SLOW_WORK = 3000
 
 
 def _silent(kind: str, payload: Any) -> None:
@@ -143,9 +149,11 @@ def search_counterexamples(
     region = RegionLP(net, target_w, runner_up_r, margin) if points == "lp" else None
     eps = min(float(eps_start), 1.0) if legacy else float(eps_start)
     status, message, spurious = "sat", "", 0
+    work = 0  # Marabou's main-loop iterations in the last query
     while len(found) < k:
-        # branch and bound's offer: a level's first query (the last one had another eps), or one after a slow query
-        offer = not queries or queries[-1].eps != eps or queries[-1].seconds > SLOW_QUERY
+        # branch and bound's offer: a level's first query (the last one had another eps), or one after a hard query
+        offer = not queries or queries[-1].eps != eps or work > SLOW_WORK
+        work = 0
         lower, upper = _box(x, eps)
         simple = simplify_exclusions(lower, upper, np.reshape(excluded, (-1, x.size)), delta)
         if simple.infeasible:
@@ -156,7 +164,7 @@ def search_counterexamples(
             # asked again when the process was stopped while it ran (Ctrl-Z, SIGSTOP): its wall-clock
             # caps counted the stop (a timeout, or Marabou's hand-over to branch and bound cut short)
             while resumes != resumed():
-                resumes = resumed()
+                resumes, work = resumed(), 0
                 report("start", QueryRecord(eps, "running", 0.0, n_disj))
                 tq = time.perf_counter()
 
@@ -175,12 +183,13 @@ def search_counterexamples(
                     timeout if exact_tried else first)
                 if region is None and not legacy and offer and bab.applies(net) and first < timeout:
                     proof = bab.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
-                                       simple.centers, delta, time_limit=min(PROOF_FIRST, timeout))
+                                       simple.centers, delta, time_limit=timeout, lp_limit=PROOF_FIRST)
                     solved = Solved("unsat", None, 0.0) if proof.status == "infeasible" else None
                 by_program = solved is not None and solved.status == "sat"
                 decided_by_milp, narrowed = solved is not None and solved.status == "unsat", False
                 if solved is None:
                     solved = solve(query(), x.size, left() if exact_tried else first)
+                    work += solved.work
                 if solved.status == "timeout" and first < timeout and not exact_tried:
                     decision = _decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
                                        simple.centers, delta, time_limit=left())
@@ -190,9 +199,10 @@ def search_counterexamples(
                         if decision.status == "feasible":
                             solved = _solve_near(net, decision.x, simple.lower, simple.upper, excluded, target_w,
                                                  runner_up_r, margin, delta, left(), first_layer)
-                            narrowed = solved.status == "sat"
+                            narrowed, work = solved.status == "sat", work + solved.work
                         if not narrowed:
                             solved = solve(query(), x.size, left())
+                            work += solved.work
                 record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj, milp=decided_by_milp,
                                      narrowed=narrowed, lp=by_program)
             if solved.status == "sat":

@@ -1,13 +1,20 @@
 """The solver worker process: receives jobs from SolverPool over a socket, streams progress back.
 
-It runs Marabou, which can hang past its own timeout and eat memory, so the parent keeps the
-deadline and kills; the worker only caps its address space and makes sure it never outlives
-the parent. On Linux the kernel SIGKILLs it the moment the parent dies (PR_SET_PDEATHSIG, which
-works inside `MarabouCore.solve` too, where the GIL keeps every Python thread out; the pool forks
-workers from one thread that lives as long as the process, since the signal follows the thread
-that forked). Elsewhere, and as a backstop: an idle worker exits on EOF, a busy one when a send
-fails, and a query still running well past the parent's own kill time ends the process by itself
-(a C-level faulthandler timer).
+Each job runs in a fork of the worker, which itself only waits for the next one (_serve): Marabou's
+answers depend on the process's history. Where its objects land in memory steers its choices, so a
+sample's counterexamples changed after other samples' searches in the same process (never a
+verdict; NeuralNetworkVerification/Marabou#783 is the same symptom). From a fork of a process that
+has solved nothing, a sample gets the same points whichever worker gets it and whatever ran there
+before, and a session replays exactly. The fork also hands all of a job's memory back.
+
+Marabou can hang past its own timeout and eat memory, so the parent keeps the deadline and kills;
+the worker only caps its address space and makes sure it never outlives the parent. On Linux the
+kernel SIGKILLs it the moment the parent dies (PR_SET_PDEATHSIG, which works inside
+`MarabouCore.solve` too, where the GIL keeps every Python thread out; the pool forks workers from
+one thread that lives as long as the process, since the signal follows the thread that forked), and
+a job's fork the moment the worker dies. Elsewhere, and as a backstop: an idle worker exits on EOF,
+a busy one when a send fails, and a query still running well past the parent's own kill time ends
+the process by itself (a C-level faulthandler timer).
 """
 
 from __future__ import annotations
@@ -16,10 +23,13 @@ import ctypes
 import faulthandler
 import os
 import resource
+import select
 import signal
 import sys
 import time
+import traceback
 from multiprocessing.connection import Connection
+from typing import Callable
 
 from .search import certified_radius, search_counterexamples, verify_sample
 
@@ -69,38 +79,68 @@ class Resumes:
         return self.count
 
 
+def _run_job(conn: Connection, grace: float, resumed: Callable[[], int]) -> None:
+    """One job, in a fork of the worker: it reads the job, runs it and sends the result."""
+    job_id, kind, net, args, fault = conn.recv()
+    watchdog = query_deadline(args["timeout"], grace) + ORPHAN_SLACK
+    armed = float("-inf")  # when the timer was last set
+
+    def report(event: str, payload) -> None:
+        nonlocal armed
+        # Setting the timer costs a thread handshake, as much as a whole region-program query: it is
+        # set again only when older than REARM, so it fires at least watchdog - REARM after any
+        # query's start (still past the parent's kill time). The fork's exit clears it.
+        if event == "start" and time.monotonic() - armed > REARM:
+            faulthandler.dump_traceback_later(watchdog, exit=True)
+            armed = time.monotonic()
+        conn.send(("event", job_id, event, payload))
+
+    try:
+        extra = {"resumed": resumed} if kind == "search" else {}
+        result = RUNNERS[kind](net, report=_inject(fault, report) if fault else report, **args, **extra)
+    except MemoryError:
+        conn.send(("failed", job_id, "out of memory (MemoryError)"))
+        return
+    except Exception as exc:  # noqa: BLE001 - any solver failure is reported, the worker lives on
+        conn.send(("failed", job_id, f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("done", job_id, result))
+
+
+CLOSED = 3  # a fork's exit status when the pipe closed: the pool is gone, the worker ends too
+
+
 def _serve(conn: Connection, grace: float) -> None:
-    net = None
+    """Fork for each job and wait; read nothing, keep nothing, so every fork starts from the same
+    process. A fork that dies (a crash, the orphan timer) takes the worker with it, the same way,
+    for the pool to see and report."""
     resumed = Resumes()
+    worker = os.getpid()
+    ready = select.poll()
+    ready.register(conn.fileno(), select.POLLIN)
     while True:
-        job_id, kind, new_net, args, fault = conn.recv()
-        if new_net is not None:
-            net = new_net
-        watchdog = query_deadline(args["timeout"], grace) + ORPHAN_SLACK
-        armed = float("-inf")  # when the timer was last set for this job
-
-        def report(event: str, payload) -> None:
-            nonlocal armed
-            # Setting the timer costs a thread handshake, as much as a whole region-program query: it is
-            # set again only when older than REARM, so it fires at least watchdog - REARM after any
-            # query's start (still past the parent's kill time), and cleared once the job is done.
-            if event == "start" and time.monotonic() - armed > REARM:
-                faulthandler.dump_traceback_later(watchdog, exit=True)
-                armed = time.monotonic()
-            conn.send(("event", job_id, event, payload))
-
-        try:
-            extra = {"resumed": resumed} if kind == "search" else {}
-            result = RUNNERS[kind](net, report=_inject(fault, report) if fault else report, **args, **extra)
-        except MemoryError:
-            conn.send(("failed", job_id, "out of memory (MemoryError); worker restarted"))
-            return  # a fresh process is the only sure way to get the memory back
-        except Exception as exc:  # noqa: BLE001 - any solver failure is reported, the worker lives on
-            conn.send(("failed", job_id, f"{type(exc).__name__}: {exc}"))
-            continue
-        finally:
-            faulthandler.cancel_dump_traceback_later()
-        conn.send(("done", job_id, result))
+        ready.poll()  # a job, or the pipe closed
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                die_with_parent(worker)
+                _run_job(conn, grace, resumed)
+                status = 0
+            except (EOFError, OSError):
+                status = CLOSED
+            except BaseException:  # noqa: BLE001 - its last words go to the worker's stderr, which the pool reads
+                traceback.print_exc()
+            finally:
+                os._exit(status)
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if status == CLOSED:
+            return
+        if status < 0:  # killed by a signal: end the same way
+            signal.signal(-status, signal.SIG_DFL)
+            os.kill(worker, -status)
+        if status != 0:
+            os._exit(status)
 
 
 PR_SET_PDEATHSIG = 1
