@@ -18,9 +18,16 @@ import torch
 from ..attacks import fgsm_min_eps
 from ..model import logits, to_network
 from ..records import QueryCounts, SampleVerification, SyntheticBatch
-from ..verify import SearchResult, SearchTask
+from ..verify import QueryRecord, SearchResult, SearchTask
 from ..verify.results import encode_point
 from ._base import AUGMENTATIONS, AugmentContext, AugmentResult
+
+
+def stored_seconds(q: QueryRecord) -> float:
+    """A query's time as the round stores it, to the ms: 0 for a query the exclusions decided, never less
+    than 1 ms for one a solver was asked (a region program can take 0.3 ms), so that the time tells them
+    apart (interop/replay.py rebuilds the queries from it)."""
+    return 0.0 if q.presolved else max(round(q.seconds, 3), 0.001)
 
 
 def sample_status(result: SearchResult, kept: int) -> str:
@@ -103,7 +110,7 @@ def fv(ctx: AugmentContext) -> AugmentResult:
             source=int(ctx.source[row]), status=sample_status(result, len(confirmed)), eps=float(result.final_eps),
             found=len(confirmed), spurious=statuses.count("spurious") + rejected, queries=len(result.queries),
             seconds=round(result.solver_seconds, 4), message=result.message, search_seconds=round(result.seconds, 4),
-            query_seconds=[round(q.seconds, 3) for q in result.queries], unkept=unkept)
+            query_seconds=[stored_seconds(q) for q in result.queries], unkept=unkept)
         verification[row] = record
         ctx.on_sample(row, record)
 
