@@ -36,7 +36,7 @@ from .search import certified_radius, search_counterexamples, verify_sample
 RUNNERS = {"search": search_counterexamples, "verify": verify_sample, "radius": certified_radius}
 NICENESS = 10
 ORPHAN_SLACK = 10.0  # seconds past the parent's kill time after which a query ends the worker
-REARM = ORPHAN_SLACK / 2  # seconds; see report() in _serve
+REARM = ORPHAN_SLACK / 2  # seconds; see report() in _run_job
 
 
 def query_deadline(timeout: float, grace: float) -> float:
