@@ -5,6 +5,7 @@ cluster is refused with one line, exit 2 and nothing saved."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -101,6 +102,17 @@ def wait_gone(tag: str, timeout: float) -> list[int]:
     while (left := tagged_processes(tag)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return left
+
+
+def session_processes(tag: str) -> list[int]:
+    """The tagged processes that run a session (`fvtui new` or `fvtui resume`)."""
+    found = []
+    for pid in tagged_processes(tag):
+        with contextlib.suppress(OSError):
+            words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"new" in words or b"resume" in words:
+                found.append(pid)
+    return found
 
 
 def children(pid: int) -> list[int]:
@@ -322,12 +334,23 @@ def test_bench_on_local_2_resumes_after_a_kill(tmp_path):
             "--epochs", "1", "--init-size", "20", "--query-size", "5", "--hidden", "10", "--jobs", "2",
             "--cluster", "local:2"]
     killed = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    frozen = []
     try:
         wait_for(lambda: (group / "random-none-s0" / "rounds" / "0002").exists()
                  and (group / "random-none-s1").exists(), 180)
+        # Sessions stopped where they are: the cluster's workers take a moment to follow their parent,
+        # and seed 1's sessions (a second's work) once finished meanwhile.
+        frozen = session_processes(tag)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
     finally:
         killed.send_signal(signal.SIGKILL)
         killed_output = killed.communicate()[0]
+    with contextlib.suppress(AssertionError):  # gone with their parent, or not (then they end on SIGCONT)
+        wait_for(lambda: set(tagged_processes(tag)) <= set(frozen), 30)
+    for pid in frozen:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
     assert wait_gone(tag, 90) == []  # the local cluster and its sessions stop with their parent
     done = [name for name in SessionStore(group).names() if (group / name / "rounds" / "0002").exists()]
     assert "random-none-s0" in done and "random-none-s1" not in done, killed_output
