@@ -199,7 +199,8 @@ def search_counterexamples(
                         if decision.status == "feasible":
                             solved = _solve_near(net, decision.x, simple.lower, simple.upper, excluded, target_w,
                                                  runner_up_r, margin, delta, left(), first_layer)
-                            narrowed, work = solved.status == "sat", work + solved.work
+                            narrowed = solved.status == "sat"
+                            work += solved.work
                         if not narrowed:
                             solved = solve(query(), x.size, left())
                             work += solved.work
