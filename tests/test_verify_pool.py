@@ -246,9 +246,10 @@ def test_a_stop_of_the_whole_process_tree_costs_no_query(monkeypatch):
 
     def wait_then_stop(conns, timeout):
         ready = real_wait(conns, timeout)
-        # once, with a query in flight: stop the workers, and this process (asleep), and read nothing
-        # yet (what they sent stays for the next wait), as if the stop came before it was sent
-        if not stops and any(w.deadline is not None for w in stopped._workers):
+        # once, with a query in flight (started, and nothing sent since: its fork is still in it): stop
+        # the workers, and this process (asleep), and read nothing yet (what they sent stays for the
+        # next wait), as if the stop came before it was sent
+        if not stops and any(w.deadline is not None and w.conn not in ready for w in stopped._workers):
             stops.append(stopped.pids())
             tree = with_forks(stops[0])
             for pid in tree:
