@@ -263,3 +263,44 @@ def test_the_root_cuts_are_valid_exact_at_phases_and_tighter_than_the_triangle()
             rhs = (np.where(others, w[t] * x - w_low[t] * (1 - s[t]), 0.0).sum(1)
                    + (b[t] + np.where(others, 0.0, w_up[t]).sum(1)) * s[t])
             assert np.all(bound[t] <= rhs + 1e-9)
+
+
+class Unlucky:
+    """A HiGHS program whose runs in `failing` (1-based) end in status 'unknown', as warm starts now and
+    then do (numerical trouble with the basis they start from); other runs are the real ones."""
+
+    def __init__(self, real, failing):
+        self._real, self._failing, self._runs, self._stuck, self.cold = real, failing, 0, False, 0
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def run(self):
+        self._runs += 1
+        self._stuck = self._runs in self._failing
+        return self._real.run() if not self._stuck else None
+
+    def clearSolver(self):
+        self.cold += 1
+        return self._real.clearSolver()
+
+    def getModelStatus(self):
+        import highspy
+
+        return highspy.HighsModelStatus.kUnknown if self._stuck else self._real.getModelStatus()
+
+
+def test_a_warm_start_that_ends_unknown_is_run_again_cold_and_the_proof_goes_on(monkeypatch):
+    """Branch and bound gave up a whole proof on one program HiGHS left 'unknown': a Fashion-MNIST
+    reference query (random-fv-s0, round 1, sample 36517) then ran 1,801 s in Marabou to the timeout;
+    with that 1 of its 4,130 programs run again cold, branch and bound proves it UNSAT in 8 s."""
+    from fvtui.verify import highs
+
+    net, _, w, r, _, _, simple = random_query(3, (30, 24, 4), (0.2, 0.6), most_points=3)
+    margin = best_reach(net, w, r, simple)[1] + 0.002  # past the best reach: a tree to exhaust
+    plain = bab.decide(net, simple.lower, simple.upper, w, r, margin, simple.pixels, simple.centers, D)
+    programs = []
+    real_new = highs.new_program
+    monkeypatch.setattr(bab, "new_program", lambda: programs.append(Unlucky(real_new(), {2, 5})) or programs[-1])
+    unlucky = bab.decide(net, simple.lower, simple.upper, w, r, margin, simple.pixels, simple.centers, D)
+    assert plain.status == unlucky.status == "infeasible" and programs[0].cold == 2
