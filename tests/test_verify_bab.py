@@ -304,3 +304,63 @@ def test_a_warm_start_that_ends_unknown_is_run_again_cold_and_the_proof_goes_on(
     monkeypatch.setattr(bab, "new_program", lambda: programs.append(Unlucky(real_new(), {2, 5})) or programs[-1])
     unlucky = bab.decide(net, simple.lower, simple.upper, w, r, margin, simple.pixels, simple.centers, D)
     assert plain.status == unlucky.status == "infeasible" and programs[0].cold == 2
+
+
+HANG = 20  # seconds a deaf slice would take in the process itself
+
+
+def test_a_marabou_slice_that_ignores_its_timeout_is_stopped_and_branch_and_bound_takes_over(monkeypatch, tmp_path):
+    """Marabou's DeepSoI local search does not look at its timeout: a 10 s slice of a Fashion-MNIST query
+    (482 exclusion disjunctions) ran past 700 s, and the pool killed the job at 1.25 x the cap + grace,
+    where branch and bound answers in 0.4 s. The slice now runs in a fork (verify/apart.py) that is
+    killed 1.25 x its timeout + 2 s after it starts, when the query before was hard (it costs 11 ms).
+    Here the first slice times out, which makes the next query's hard, and every later slice hangs."""
+    import os
+
+    import fvtui.verify.search as search
+    from fvtui.verify import apart
+
+    real_solve, slices = apart.solve, tmp_path / "slices"  # a file: the hanging ones run in forks
+
+    def deaf(ipq, n, timeout):
+        if timeout <= 0.5:  # the slice before the hand-over: the first times out, the others hang
+            with slices.open("a") as log:
+                log.write(f"{os.getpid()}\n")
+            if len(slices.read_text().split()) == 1:
+                return search.Solved("timeout", None, timeout, work=search.SLOW_WORK + 1)
+            time.sleep(HANG)
+        return real_solve(ipq, n, timeout)
+
+    monkeypatch.setattr(apart, "solve", deaf)
+    monkeypatch.setattr(search, "solve", deaf)
+    monkeypatch.setattr(search, "PROOF_FIRST", 0)  # no proof before Marabou: the hand-over's turn
+    net, x, w, r = search_case()
+    start = time.perf_counter()
+    result = search.search_counterexamples(net, x, w, r, k=2, eps_start=0.001, eps_step=0.01, timeout=20,
+                                           milp_after=0.5)
+    assert len(result.counterexamples) == 2 and result.queries[0].status == "unsat" and result.queries[0].milp
+    assert all(q.status != "timeout" for q in result.queries)
+    pids = slices.read_text().split()
+    hung = len(pids) - 1  # each stopped 0.5 * 1.25 + 2 s after it started, before branch and bound
+    assert str(os.getpid()) not in pids[1:]  # they hung in forks, not here
+    assert hung >= 1 and time.perf_counter() - start < hung * (0.5 * 1.25 + apart.SLACK) + 10 < hung * HANG
+
+
+def test_marabou_apart_answers_as_marabou_in_process(monkeypatch):
+    """The fork changes nothing in the answer: the same status and point, bit for bit; a crash in it is an
+    error of that query, and the fork is gone either way."""
+    import os
+    import signal
+
+    from fvtui.verify import apart
+    from fvtui.verify.query import build_query, solve
+
+    net, w, r, simple = one_layer_query(5)
+    query = build_query(net, simple.lower, simple.upper, w, [r], M, simple.pixels, simple.centers, D)
+    here, there = solve(query, net.input_size, 10), apart.solve_apart(query, net.input_size, 10)
+    assert here.status == there.status == "sat" and np.array_equal(here.x, there.x) and here.work == there.work
+    monkeypatch.setattr(apart, "solve", lambda *a: os.kill(os.getpid(), signal.SIGKILL))
+    crashed = apart.solve_apart(query, net.input_size, 10)
+    assert crashed.status == "error" and "SIGKILL" in crashed.message
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child left behind

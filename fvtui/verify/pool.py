@@ -119,7 +119,7 @@ def radius_job(net: Network, x: np.ndarray, precision: float, timeout: float, hi
 class _Spawner:
     """Forks every worker from one daemon thread that lives as long as the process.
 
-    A worker asks the kernel to kill it when its parent dies (worker.die_with_parent), and Linux
+    A worker asks the kernel to kill it when its parent dies (apart.die_with_parent), and Linux
     takes the parent to be the *thread* that forked it: forked from the app's short-lived engine
     thread, workers would die with that thread. One per process, because that is its purpose.
     """

@@ -19,7 +19,6 @@ the process by itself (a C-level faulthandler timer).
 
 from __future__ import annotations
 
-import ctypes
 import faulthandler
 import os
 import resource
@@ -31,6 +30,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Callable
 
+from .apart import die_with_parent
 from .search import certified_radius, search_counterexamples, verify_sample
 
 RUNNERS = {"search": search_counterexamples, "verify": verify_sample, "radius": certified_radius}
@@ -141,18 +141,6 @@ def _serve(conn: Connection, grace: float) -> None:
             os.kill(worker, -status)
         if status != 0:
             os._exit(status)
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(parent: int) -> None:
-    """Ask the kernel for SIGKILL when the parent dies; exit now if it already has."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # it died before the request took effect
-        os._exit(0)
 
 
 def main() -> None:
