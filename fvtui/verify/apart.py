@@ -22,7 +22,7 @@ import time
 from .query import Solved, solve
 
 PR_SET_PDEATHSIG = 1
-SLACK = 2.0  # seconds past 1.25 x the timeout (Marabou's own does not count preprocessing)
+SLACK = 2.0  # the grace of query_deadline for a fork
 
 
 def die_with_parent(parent: int) -> None:
@@ -34,8 +34,15 @@ def die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
+def query_deadline(timeout: float, grace: float) -> float:
+    """Seconds after a query starts when it is killed from outside (the pool kills its worker; solve_apart
+    its fork). Marabou's timeout is whole seconds and does not count preprocessing: a 10 s query was seen
+    to return after 13 s."""
+    return timeout * 1.25 + grace
+
+
 def solve_apart(ipq, n_inputs: int, timeout: float) -> Solved:
-    """query.solve in a fork, killed 1.25 x timeout + SLACK after it starts: then 'timeout'."""
+    """query.solve in a fork, killed query_deadline(timeout, SLACK) after it starts: then 'timeout'."""
     parent, start = os.getpid(), time.perf_counter()
     read, write = os.pipe()
     pid = os.fork()
@@ -52,7 +59,7 @@ def solve_apart(ipq, n_inputs: int, timeout: float) -> Solved:
         finally:
             os._exit(0)
     os.close(write)
-    deadline = start + timeout * 1.25 + SLACK
+    deadline = start + query_deadline(timeout, SLACK)
     data, ended = b"", False
     with os.fdopen(read, "rb", buffering=0) as answer:
         while not ended:

@@ -31,9 +31,9 @@ import numpy as np
 
 from ..child_python import python_running
 from ..errors import Cancelled
+from .apart import query_deadline
 from .network import Network
 from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, VerifyResult
-from .worker import query_deadline
 
 _POLL = 0.1  # seconds between checks of the cancel event
 # A wait that returns this many seconds late means the process was stopped, not busy: its

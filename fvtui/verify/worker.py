@@ -30,19 +30,13 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Callable
 
-from .apart import die_with_parent
+from .apart import die_with_parent, query_deadline
 from .search import certified_radius, search_counterexamples, verify_sample
 
 RUNNERS = {"search": search_counterexamples, "verify": verify_sample, "radius": certified_radius}
 NICENESS = 10
 ORPHAN_SLACK = 10.0  # seconds past the parent's kill time after which a query ends the worker
 REARM = ORPHAN_SLACK / 2  # seconds; see report() in _run_job
-
-
-def query_deadline(timeout: float, grace: float) -> float:
-    """Seconds after a query starts when the parent kills its worker. Marabou's timeout is whole
-    seconds and does not count preprocessing: a 10 s query was seen to return after 13 s."""
-    return timeout * 1.25 + grace
 
 
 def _inject(fault: str, report):
