@@ -1,5 +1,6 @@
 """SolverPool: task order, deadlines and kills from outside, crashes, cancel, no orphans."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -224,9 +225,46 @@ def test_a_worker_sets_its_orphan_timer_once_per_job_not_per_query(monkeypatch):
 
     pipe = Pipe()
     worker._run_job(pipe, 0.5, lambda: 0)  # what a job's fork runs
-    starts = [m for m in pipe.sent if m[0] == "event" and m[2] == "start"]
-    assert pipe.sent[-1][0] == "done" and len(starts) >= 6  # every query of the job said it started
+    starts = [m for m in pipe.sent if m[1] and m[1][-1][0] == "start"]
+    assert pipe.sent[-1][2][0] == "done" and len(starts) >= 6  # every query of the job said it started
     assert calls == ["set"]  # the fork's exit clears it
+
+
+def test_a_job_sends_one_message_a_query_and_the_pool_sees_every_event_in_order(monkeypatch):
+    """A query's end and its counterexample ride with the next start (or the result): one wake-up of the
+    parent a query, and the same events, in the same order, as a search reporting in the process."""
+    import faulthandler
+
+    from fvtui.verify import worker
+
+    monkeypatch.setattr(faulthandler, "dump_traceback_later", lambda *a, **k: None)  # not in pytest's process
+    from fvtui.verify.pool import search_job
+    from fvtui.verify.search import search_counterexamples
+
+    t = task(3, k=6, timeout=10)
+    job = search_job(t)
+    in_process = []
+    search_counterexamples(NET, **job.args, report=lambda e, p: in_process.append((e, p)))
+
+    class Pipe:
+        def __init__(self):
+            self.sent = []
+
+        def recv(self):
+            return 0, job.kind, NET, job.args, None
+
+        def send(self, message):
+            self.sent.append(message)
+
+    pipe = Pipe()
+    worker._run_job(pipe, 0.5, lambda: 0)
+    streamed = [event for _, events, _ in pipe.sent for event in events]
+    assert [e for e, _ in streamed] == [e for e, _ in in_process]
+    points = [[p.x for e, p in events if e == "counterexample"] for events in (streamed, in_process)]
+    assert len(points[0]) >= 3 and all(np.array_equal(a, b) for a, b in zip(*points, strict=True))
+    starts = sum(e == "start" for e, _ in streamed)
+    assert len(pipe.sent) == starts + 1  # a message per query, and the result
+    assert all(events[-1][0] == "start" for _, events, outcome in pipe.sent[:-1])
 
 
 def test_a_stop_of_the_whole_process_tree_costs_no_query(monkeypatch):
@@ -255,8 +293,9 @@ def test_a_stop_of_the_whole_process_tree_costs_no_query(monkeypatch):
             for pid in tree:
                 os.kill(pid, signal.SIGSTOP)
             time.sleep(14)  # past every deadline and orphan timer
-            for pid in tree:
-                os.kill(pid, signal.SIGCONT)
+            for pid in tree:  # a worker whose fork's timer fired ends its waiting fork before it is continued
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
             return []
         return ready
 

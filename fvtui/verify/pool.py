@@ -371,14 +371,14 @@ class SolverPool(Solver):
                died: Callable[[_Worker], None]) -> None:
         try:
             while w.conn.poll():
-                kind, i, *rest = w.conn.recv()
+                i, events, outcome = w.conn.recv()  # worker._run_job's messages
                 job = jobs[i]
-                if kind == "done":
-                    finish(w, rest[0])
-                elif kind == "failed":
-                    finish(w, job.failed("error", rest[0]))
-                else:
-                    self._on_event(w, job, *rest)
+                for event, payload in events:
+                    self._on_event(w, job, event, payload)
+                if outcome is None:
+                    continue
+                kind, payload = outcome
+                finish(w, payload if kind == "done" else job.failed("error", payload))
         except (EOFError, OSError):
             if w.job is not None:
                 died(w)
