@@ -200,6 +200,20 @@ def test_workers_exit_when_the_parent_dies():
     assert not any(alive(p) for p in pids)
 
 
+class JobPipe:
+    """The pool's end of a job's connection, for worker._run_job in this process: hands out one job, keeps
+    every message sent back."""
+
+    def __init__(self, job):
+        self.job, self.sent = job, []
+
+    def recv(self):
+        return 0, self.job.kind, self.job.net, self.job.args, None
+
+    def send(self, message):
+        self.sent.append(message)
+
+
 def test_a_worker_sets_its_orphan_timer_once_per_job_not_per_query(monkeypatch):
     """faulthandler's timer (the backstop that ends a worker whose query outlives a dead parent) costs a
     thread handshake each time it is set or cleared, as much as a region-program query."""
@@ -213,17 +227,7 @@ def test_a_worker_sets_its_orphan_timer_once_per_job_not_per_query(monkeypatch):
     monkeypatch.setattr(faulthandler, "cancel_dump_traceback_later", lambda: calls.append("clear"))
     job = search_job(task(0, k=6, timeout=10))
 
-    class Pipe:
-        def __init__(self):
-            self.sent = []
-
-        def recv(self):
-            return 0, job.kind, NET, job.args, None
-
-        def send(self, message):
-            self.sent.append(message)
-
-    pipe = Pipe()
+    pipe = JobPipe(job)
     worker._run_job(pipe, 0.5, lambda: 0)  # what a job's fork runs
     starts = [m for m in pipe.sent if m[1] and m[1][-1][0] == "start"]
     assert pipe.sent[-1][2][0] == "done" and len(starts) >= 6  # every query of the job said it started
@@ -236,27 +240,15 @@ def test_a_job_sends_one_message_a_query_and_the_pool_sees_every_event_in_order(
     import faulthandler
 
     from fvtui.verify import worker
-
-    monkeypatch.setattr(faulthandler, "dump_traceback_later", lambda *a, **k: None)  # not in pytest's process
     from fvtui.verify.pool import search_job
     from fvtui.verify.search import search_counterexamples
 
-    t = task(3, k=6, timeout=10)
-    job = search_job(t)
+    monkeypatch.setattr(faulthandler, "dump_traceback_later", lambda *a, **k: None)  # not in pytest's process
+    job = search_job(task(3, k=6, timeout=10))
     in_process = []
     search_counterexamples(NET, **job.args, report=lambda e, p: in_process.append((e, p)))
 
-    class Pipe:
-        def __init__(self):
-            self.sent = []
-
-        def recv(self):
-            return 0, job.kind, NET, job.args, None
-
-        def send(self, message):
-            self.sent.append(message)
-
-    pipe = Pipe()
+    pipe = JobPipe(job)
     worker._run_job(pipe, 0.5, lambda: 0)
     streamed = [event for _, events, _ in pipe.sent for event in events]
     assert [e for e, _ in streamed] == [e for e, _ in in_process]
