@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import queue
+import select
 import signal
 import socket
 import subprocess
@@ -24,7 +25,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -99,6 +100,17 @@ class Job:
         eps = queries[-1].eps if queries else self.args["eps_start"]
         return SearchResult(status, list(self.counterexamples), queries, eps, now - self.started, message)
 
+
+
+def wait(conns: list[Connection], timeout: float) -> list[Connection]:
+    """The connections with a message (or closed), waiting up to timeout seconds. multiprocessing's own
+    wait builds a selector each call, 65 us, three times a message when reading until none is left:
+    2 ms of a core the solvers share in every 10-query lp job."""
+    poller, by_fd = select.poll(), {}
+    for conn in conns:
+        by_fd[conn.fileno()] = conn
+        poller.register(conn.fileno(), select.POLLIN)
+    return [by_fd[fd] for fd, _ in poller.poll(timeout * 1000)]
 
 
 def search_job(t: SearchTask) -> Job:
@@ -337,7 +349,7 @@ class SolverPool(Solver):
                             if w.job is not None:
                                 jobs[w.job].stopped = True
                     for conn in ready:
-                        self._drain(by_conn[conn], jobs, finish, died)
+                        self._read(by_conn[conn], jobs, finish, died)
                     now = time.monotonic()
                     for w in list(self._workers):
                         if w.deadline is not None and now > w.deadline:
@@ -367,16 +379,14 @@ class SolverPool(Solver):
                 todo.appendleft(i)
             self._remove(w)
 
-    def _drain(self, w: _Worker, jobs: list[Job], finish: Callable[[_Worker, Any], None],
+    def _read(self, w: _Worker, jobs: list[Job], finish: Callable[[_Worker, Any], None],
                died: Callable[[_Worker], None]) -> None:
-        try:
-            while w.conn.poll():
-                i, events, outcome = w.conn.recv()  # worker._run_job's messages
-                job = jobs[i]
-                for event, payload in events:
-                    self._on_event(w, job, event, payload)
-                if outcome is None:
-                    continue
+        try:  # one message: the next wait returns at once if there is another
+            i, events, outcome = w.conn.recv()  # worker._run_job's messages
+            job = jobs[i]
+            for event, payload in events:
+                self._on_event(w, job, event, payload)
+            if outcome is not None:
                 kind, payload = outcome
                 finish(w, payload if kind == "done" else job.failed("error", payload))
         except (EOFError, OSError):
