@@ -1,6 +1,6 @@
 """The solver worker process: receives jobs from SolverPool over a socket, streams progress back.
 
-Each job runs in a fork of the worker, which itself only waits for the next one (_serve): Marabou's
+Each job runs in a fork of the worker, which itself only keeps the next fork ready (_serve): Marabou's
 answers depend on the process's history. Where its objects land in memory steers its choices, so a
 sample's counterexamples changed after other samples' searches in the same process (never a
 verdict; NeuralNetworkVerification/Marabou#783 is the same symptom). From a fork of a process that
