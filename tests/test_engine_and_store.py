@@ -193,3 +193,24 @@ def test_newer_format_is_refused(tmp_path, demo):
 def test_bad_configs_are_refused_with_a_reason(change, message):
     with pytest.raises(UserError, match=message):
         SessionConfig(**{"dataset": "demo", **change}).validate()
+
+
+def test_torch_computes_with_the_same_cpu_kernels_on_every_x86_machine():
+    """torch's AVX-512 kernels round differently from its AVX2 ones: a session made on one machine drifted
+    from round 1 on another. fvtui pins AVX2 where the CPU has it, and a setting of one's own wins."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if " avx2" not in Path("/proc/cpuinfo").read_text():
+        pytest.skip("a CPU without AVX2 (or not Linux): nothing to pin")
+    code = "import fvtui, torch; torch.ones(2) @ torch.ones(2); print(torch.backends.cpu.get_cpu_capability())"
+    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+
+    def kernels(**extra):
+        return subprocess.run([sys.executable, "-c", code], env=env | extra, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    assert kernels() == "AVX2"
+    assert kernels(ATEN_CPU_CAPABILITY="default") == "DEFAULT"
