@@ -156,12 +156,11 @@ def _serve(conn: Connection, grace: float) -> None:
             status = os.waitstatus_to_exitcode(wait_status)
             if status == CLOSED:
                 return
-            if status < 0:  # killed by a signal: end the same way
-                _end(forks)
-                signal.signal(-status, signal.SIG_DFL)
-                os.kill(worker, -status)
             if status != 0:
                 _end(forks)
+                if status < 0:  # killed by a signal: end the same way
+                    signal.signal(-status, signal.SIG_DFL)
+                    os.kill(worker, -status)
                 os._exit(status)
     finally:
         _end(forks)
