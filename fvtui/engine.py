@@ -154,6 +154,8 @@ class Engine:
         r = self.rounds_done + 1
         self.emit(RoundStarted(r, cfg.rounds, settings))
         seconds: dict[str, float] = {}
+        if verifies(settings.augment):  # started now, its workers import their solvers while the round selects
+            self.solver  # noqa: B018
 
         with _Phase(self, r, "select", seconds):
             unlabeled = np.setdiff1d(np.arange(self.data.train_x.shape[0]), self.labeled)

@@ -16,6 +16,7 @@ from fvtui.augment import AUGMENTATIONS
 from fvtui.cli import build_parser
 from fvtui.config import RoundSettings, SessionConfig
 from fvtui.engine import Engine
+from fvtui.events import PhaseStarted
 from fvtui.schema import SETTINGS, markdown_table, scoped
 from fvtui.store import SessionStore
 from fvtui.strategies import STRATEGIES
@@ -114,14 +115,19 @@ def test_every_strategy_runs_with_every_augmentation(tmp_path, demo, strategy, a
     config = SessionConfig(dataset="demo", rounds=2, init_size=20, epochs=1, hidden=(8,),
                            settings=RoundSettings(strategy=strategy, augment=augment, query_size=3, pool_size=60,
                                                   advs_per_sample=2))
-    solvers = []
+    solvers, order = [], []
 
     def factory(workers):
         solvers.append(FakeSolver(workers))
+        order.append("solver")
         return solvers[-1]
 
+    def on_event(event):
+        if isinstance(event, PhaseStarted) and event.phase == "select":
+            order.append("select")
+
     with SessionStore(tmp_path).create("p", config) as session, \
-            Engine(session, demo, solver_factory=factory) as engine:
+            Engine(session, demo, solver_factory=factory, on_event=on_event) as engine:
         engine.run()
         assert len(session.rounds) == 2
         picked = np.concatenate([session.queried_indices(r) for r in (1, 2)])
@@ -131,3 +137,5 @@ def test_every_strategy_runs_with_every_augmentation(tmp_path, demo, strategy, a
         assert all(m <= 3 * 2 for m in made)
     verifies = AUGMENTATIONS.trait(augment, "needs_solver")
     assert [s.searches for s in solvers] == ([6] if verifies else [])
+    # a verifying session's workers start before its first round selects: they import their solvers meanwhile
+    assert order == (["solver", "select", "select"] if verifies else ["select", "select"])

@@ -431,3 +431,24 @@ def test_a_query_timed_out_across_a_stop_is_asked_again(monkeypatch, mnist_like,
         assert sum(starts) == len(result.queries) + 1  # the query asked again said so (the pool's deadline)
     else:
         assert result.status == "timeout" and len(result.queries) == 3
+
+
+def test_a_search_result_survives_the_round_journal_bit_for_bit():
+    """The journal line (JSON) is what a resumed round replays instead of solving again."""
+    import json
+
+    from fvtui.verify.results import Counterexample, QueryRecord, SearchResult
+
+    rng = np.random.default_rng(3)
+    points = [Counterexample(rng.random(784, dtype=np.float32), 0.11, 3, 0.02, "lp"),
+              Counterexample(np.nextafter(np.float32(0.5), np.float32(1), dtype=np.float32).repeat(784), 0.11, 4,
+                             0.0, "seed")]
+    queries = [QueryRecord(0.06, "unsat", 1.5, 12, milp=True), QueryRecord(0.11, "sat", 0.01, 3, lp=True),
+               QueryRecord(0.11, "spurious", 0.2, 0, point="AAAA")]
+    result = SearchResult("timeout", points, queries, 0.11, 2.25, "cut short")
+    again = SearchResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again.queries == queries and (again.status, again.final_eps, again.seconds, again.message) == \
+        ("timeout", 0.11, 2.25, "cut short")
+    assert [(c.eps, c.predicted, c.seconds, c.source) for c in again.counterexamples] == \
+        [(0.11, 3, 0.02, "lp"), (0.11, 4, 0.0, "seed")]
+    assert all(a.x.dtype == np.float32 and a.x.tobytes() == b.x.tobytes() for a, b in zip(again.counterexamples, points))

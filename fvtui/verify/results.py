@@ -72,8 +72,10 @@ class SearchResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON, bit-exact: counterexamples as base64 float32 (the round journal stores this)."""
-        data = dataclasses.asdict(self)
-        data["counterexamples"] = [{**dataclasses.asdict(ce), "x": encode_point(ce.x)} for ce in self.counterexamples]
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # asdict would deep-copy every point
+        data["queries"] = [dataclasses.asdict(q) for q in self.queries]
+        data["counterexamples"] = [{**{f.name: getattr(ce, f.name) for f in dataclasses.fields(ce)}, "x": encode_point(ce.x)}
+                                   for ce in self.counterexamples]
         return data
 
     @classmethod
