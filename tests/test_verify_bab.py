@@ -369,3 +369,37 @@ def test_marabou_apart_answers_as_marabou_in_process(monkeypatch):
     crashed = apart.solve_apart(query, net.input_size, 10)
     assert crashed.status == "error" and "SIGKILL" in crashed.message
     assert children() <= before  # no child left behind
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_proof_split_into_subtrees_gives_the_same_answer_on_one_core_or_three(monkeypatch, seed):
+    """A long proof goes on in subtrees (forks), which lent cores (verify/cores.py) run side by side at the end
+    of a round. Split after 4 programs here (SPLIT_AFTER is 400): near the runner-up's best reach, both
+    verdicts; the point found is the very same, and every lent core comes back."""
+    from fvtui.verify.cores import Cores
+
+    net, _, w, r, _, _, simple = random_query(seed, (30, 24, 4), (0.2, 0.6), most_points=3)
+    low, high = best_reach(net, w, r, simple)
+    forks = []
+    real_fork = bab._fork_subtree
+    monkeypatch.setattr(bab, "_fork_subtree", lambda *a: forks.append(1) or real_fork(*a))
+    for margin, expected in ((low - 0.002, "feasible"), (high + 0.002, "infeasible")):
+        args = (net, simple.lower, simple.upper, w, r, margin, simple.pixels, simple.centers, D)
+        whole = bab.decide(*args)  # one tree: the split comes after 400 programs
+        assert whole.status == expected and not forks
+        monkeypatch.setattr(bab, "SPLIT_AFTER", 4)
+        alone = bab.decide(*args)
+        split = len(forks)
+        cores = Cores.new()
+        try:
+            cores.give_back(2)
+            shared = bab.decide(*args, cores=cores)
+            back = sum(cores.borrow() for _ in range(3))
+        finally:
+            cores.close()
+        monkeypatch.setattr(bab, "SPLIT_AFTER", 400)
+        assert split > 0 and len(forks) >= 2 * split  # it did split, both times
+        assert alone.status == shared.status == expected and back == 2
+        if expected == "feasible":
+            assert alone.x.tobytes() == shared.x.tobytes() and meets_the_query(net, alone.x, simple, w, r, margin)
+        forks.clear()

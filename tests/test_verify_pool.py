@@ -92,6 +92,15 @@ def test_a_worker_gets_its_next_task_before_the_last_result_is_handled():
     assert busy == [1, 2, None]  # while result i was handled, task i + 1 was already running
 
 
+def test_a_worker_left_idle_lends_its_core_to_a_job_still_running_and_the_pool_takes_it_back(pool):
+    """At a round's end one long proof holds one core while the others wait (verify/cores.py): once the last
+    job is handed out, the job still running can borrow the core of the worker left idle."""
+    results = pool.run_searches([task(0, fault="cores", timeout=30), task(1, k=1), task(2, k=1)])
+    assert [r.status for r in results[1:]] == ["sat", "sat"]
+    assert results[0].status == "error" and results[0].message == "ValueError: borrowed 1"
+    assert not pool._cores.borrow()  # taken back at the end of the call
+
+
 def test_crash_is_an_error_and_the_run_goes_on(pool):
     before = pool.pids()
     results = pool.run_searches([task(0, fault="crash"), task(1), task(2), task(3)])

@@ -33,10 +33,18 @@ Deeper networks keep milp.py: there a unit's effect on the margin has no fixed s
 
 from __future__ import annotations
 
+import os
+import pickle
+import select
+import signal
 import time
+import traceback
+from typing import Callable
 
 import numpy as np
 
+from .apart import die_with_parent
+from .cores import Cores
 from .highs import add_rows, new_program, run_for
 from .milp import Decision
 from .network import Network
@@ -47,6 +55,13 @@ NODE_CUTS_EVERY = 2  # one round of cuts at every second node below the root
 CUT_POOL = 60  # more cuts than this below the root: the slack ones are dropped (each slows every LP);
 # on 784-128-10 proofs 60 was about 10% faster than 100 or 40
 VIOLATION = 1e-6  # a cut is added only when the optimum breaks it by more
+# A proof still open after this many programs goes on as subtrees, each in a fork (_subtrees), so that
+# cores the pool lends (cores.py) can share it. Counted in programs so that the split, and with it the
+# answer, is the same on any machine and load; most proofs end before it.
+SPLIT_AFTER = 400
+LEND_POLL = 0.2  # seconds between looks for a lent core while subtrees wait to start
+SUBTREE_GRACE = 5.0  # seconds past the proof's time limit after which a subtree still running is stopped
+STOP_WAIT = 2.0  # seconds a stopped subtree has to give back its cores before it is killed
 
 
 def applies(net: Network) -> bool:
@@ -64,9 +79,11 @@ def strongest_cuts(w: np.ndarray, b: np.ndarray, w_low: np.ndarray, w_up: np.nda
 
 def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runner_up: int, margin: float,
            pixels=(), centers=(), delta: float = 0.001, time_limit: float = 60.0,
-           lp_limit: int | None = None) -> Decision:
+           lp_limit: int | None = None, cores: Cores | None = None) -> Decision:
     """'infeasible' (UNSAT), 'feasible' with an input (within HiGHS' tolerance), or 'unknown' (out of time,
-    or past `lp_limit` linear programs: a budget of work, which decides the same on any machine and load)."""
+    or past `lp_limit` linear programs: a budget of work, which decides the same on any machine and load).
+    Without `lp_limit`, a proof longer than SPLIT_AFTER programs goes on in subtrees (_subtrees), on as
+    many cores as `cores` lends at the time; the answer is the same on one."""
     import highspy
 
     start = time.perf_counter()
@@ -185,12 +202,28 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
         return solved
 
     root = np.where(lo >= 0, 1, np.where(hi <= 0, -1, 0))
-    stack = [(lower.copy(), upper.copy(), root)]
     nodes = 0
-    while stack:
-        if time.perf_counter() - start > time_limit or (lp_limit is not None and lps >= lp_limit):
-            return Decision("unknown")
-        x_lo, x_hi, phase = stack.pop()
+    split_at = SPLIT_AFTER if lp_limit is None else None  # the offer's budget of work stays one tree
+
+    def explore(stack: list) -> Decision:
+        """Depth first from the stack's top; once past split_at programs, its nodes go on as subtrees."""
+        nonlocal split_at
+        while stack:
+            if time.perf_counter() - start > time_limit or (lp_limit is not None and lps >= lp_limit):
+                return Decision("unknown")
+            if split_at is not None and lps >= split_at and len(stack) > 1:
+                split_at = lps + SPLIT_AFTER  # a subtree splits again after as many programs of its own
+                return _subtrees(stack[::-1], explore, start + time_limit, cores)
+            out = expand(stack.pop())
+            if isinstance(out, Decision):
+                return out
+            stack.extend(out)
+        return Decision("infeasible")
+
+    def expand(node) -> Decision | list:
+        """A node's program: its answer if it has one, else its children (none when pruned), the first last."""
+        nonlocal nodes
+        x_lo, x_hi, phase = node
         rounds = CUT_ROUNDS if nodes == 0 else 1 if nodes % NODE_CUTS_EVERY == 0 else 0
         solved = solve_with_cuts(x_lo, x_hi, phase, rounds)
         if solved is not None and solved[1] is not None and (nodes == 0 or h.getNumRow() - base_rows > CUT_POOL):
@@ -198,11 +231,11 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
         nodes += 1
         if solved is None:
             if h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
-                continue
+                return []
             return Decision("unknown")
         best, values = solved
         if best < margin - SLACK:
-            continue
+            return []
         x, pre, inside, reached = answers(values, x_lo, x_hi)
         if reached:
             return Decision("feasible", x)
@@ -219,8 +252,7 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
                 sides.append((above, x_hi))
             if x[p] >= c:
                 sides.reverse()
-            stack.extend((a, b, phase) for a, b in reversed(sides))
-            continue
+            return [(a, b, phase) for a, b in reversed(sides)]
         free = np.flatnonzero(split & (phase == 0))
         if free.size == 0:  # the program is exact here and reached the margin: float noise at the edge
             return Decision("feasible", x)
@@ -230,6 +262,109 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
         on, off = phase.copy(), phase.copy()
         on[j], off[j] = 1, -1
         first, second = (on, off) if pre[j] > 0 else (off, on)
-        stack.append((x_lo, x_hi, second))
-        stack.append((x_lo, x_hi, first))
-    return Decision("infeasible")
+        return [(x_lo, x_hi, second), (x_lo, x_hi, first)]
+
+    return explore([(lower.copy(), upper.copy(), root)])
+
+
+def _subtrees(roots: list, explore: Callable[[list], Decision], deadline: float, cores: Cores | None) -> Decision:
+    """The open nodes of a proof (in the order depth first would take them), each explored in a fork of this
+    process as it is now: the answer is the first subtree's that is not infeasible, so it is the same
+    whether they run one after another or side by side. They run on this process's core and on every
+    core borrowed from `cores` (given back when done); this process only waits."""
+    parent = os.getpid()
+    results: list[Decision | None] = [None] * len(roots)
+    running: dict[int, tuple[int, int]] = {}  # a fork's pipe -> (its subtree, its pid)
+    started = borrowed = 0
+    try:
+        while True:
+            for result in results:
+                if result is None:
+                    break
+                if result.status != "infeasible":
+                    return result
+            else:
+                return Decision("infeasible")
+            while started < len(roots):
+                if len(running) > borrowed:  # this core and every borrowed one busy: one more only if lent
+                    if cores is None or not cores.borrow():
+                        break
+                    borrowed += 1
+                fd, pid = _fork_subtree(explore, roots[started], parent)
+                running[fd] = (started, pid)
+                started += 1
+            if started == len(roots) and cores is not None and borrowed >= len(running) > 0:
+                cores.give_back(borrowed - len(running) + 1)  # more cores than subtrees left to run
+                borrowed = len(running) - 1
+            left = deadline + SUBTREE_GRACE - time.perf_counter()
+            if left <= 0:
+                return Decision("unknown")
+            poll = LEND_POLL if cores is not None and started < len(roots) else left
+            for fd in select.select(list(running), [], [], min(left, poll))[0]:
+                index, pid = running.pop(fd)
+                results[index] = _answer(fd, pid)
+    finally:  # a SIGTERM now (this process's own stop) would leave borrowed cores behind
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        for _, pid in running.values():
+            os.kill(pid, signal.SIGTERM)  # unneeded now: it gives back what it borrowed and ends
+        for fd, (_, pid) in running.items():
+            _reap(pid)
+            os.close(fd)
+        if cores is not None:
+            cores.give_back(borrowed)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _fork_subtree(explore: Callable[[list], Decision], root: tuple, parent: int) -> tuple[int, int]:
+    """A fork exploring one subtree; its decision comes back pickled through the pipe returned."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            signal.signal(signal.SIGTERM, _stopped)
+            os.close(read)
+            die_with_parent(parent)
+            decision = explore([root])
+            with os.fdopen(write, "wb") as out:
+                out.write(pickle.dumps(decision))
+            status = 0
+        except _Stopped:
+            pass
+        except BaseException:  # noqa: BLE001 - its last words go to the worker's stderr
+            traceback.print_exc()
+        finally:
+            os._exit(status)
+    os.close(write)
+    return read, pid
+
+
+class _Stopped(Exception):
+    """A subtree's answer is no longer needed: unwinding gives back the cores it and its own subtrees hold."""
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise _Stopped
+
+
+def _reap(pid: int) -> None:
+    """Wait for a subtree's fork to end after its SIGTERM; SIGKILL it after STOP_WAIT seconds (a program that
+    long in HiGHS, which Python cannot interrupt: the cores it borrowed come back with the pool's next call)."""
+    until = time.perf_counter() + STOP_WAIT
+    while os.waitpid(pid, os.WNOHANG)[0] == 0:
+        if time.perf_counter() > until:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return
+        time.sleep(0.002)
+
+
+def _answer(fd: int, pid: int) -> Decision:
+    """A subtree fork's decision; 'unknown' if it died without one (the proof then settles nothing)."""
+    with os.fdopen(fd, "rb") as answer:
+        data = answer.read()
+    os.waitpid(pid, 0)
+    try:
+        return pickle.loads(data)
+    except (pickle.UnpicklingError, EOFError):
+        return Decision("unknown")

@@ -33,6 +33,7 @@ import numpy as np
 from ..child_python import python_running
 from ..errors import Cancelled
 from .apart import query_deadline
+from .cores import Cores
 from .network import Network
 from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, VerifyResult
 
@@ -172,16 +173,16 @@ def _spawn(start: Callable[[], Any]) -> Any:
 
 
 class _Worker:
-    def __init__(self, memory_limit_mb: int | None, grace: float) -> None:
+    def __init__(self, memory_limit_mb: int | None, grace: float, cores: Cores) -> None:
         ours, theirs = socket.socketpair()
         self.log = tempfile.TemporaryFile()  # its stderr: the last words of a crashed solver
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         argv = [*python_running(_WORKER), str(theirs.fileno()), str(memory_limit_mb or 0), str(grace),
-                str(os.getpid())]
+                str(os.getpid()), str(cores.read_fd), str(cores.write_fd)]
         with theirs:
             self.proc = _spawn(lambda: subprocess.Popen(
                 argv,
-                pass_fds=(theirs.fileno(),),
+                pass_fds=(theirs.fileno(), cores.read_fd, cores.write_fd),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=self.log,
@@ -211,6 +212,11 @@ def _kill_all(workers: list[_Worker]) -> None:
     for w in workers:
         w.kill()
     workers.clear()
+
+
+def _shut(workers: list[_Worker], cores: Cores) -> None:
+    _kill_all(workers)
+    cores.close()
 
 
 class Solver(ABC):
@@ -272,9 +278,10 @@ class SolverPool(Solver):
         self._memory_limit_mb = memory_limit_mb
         self._grace = grace
         self._workers: list[_Worker] = []
+        self._cores = Cores.new()  # lent to long proofs while workers idle at the end of a call (cores.py)
         self._lock = threading.RLock()
         self._closed = False
-        self._finalizer = weakref.finalize(self, _kill_all, self._workers)
+        self._finalizer = weakref.finalize(self, _shut, self._workers, self._cores)
         self._fill()
 
     def pids(self) -> list[int]:
@@ -290,7 +297,7 @@ class SolverPool(Solver):
 
     def _fill(self) -> None:
         while not self._closed and len(self._workers) < self.size:
-            self._workers.append(_Worker(self._memory_limit_mb, self._grace))
+            self._workers.append(_Worker(self._memory_limit_mb, self._grace, self._cores))
 
     def _remove(self, w: _Worker) -> None:
         w.kill()
@@ -320,14 +327,23 @@ class SolverPool(Solver):
                     finish(w, job.failed("error", w.death_message()))
 
             tick = time.monotonic()
+            lent = 0
             try:
                 while todo or finished or any(w.job is not None for w in self._workers):
                     stop = self._closed or (cancel is not None and cancel.is_set())
                     if todo and not stop:
+                        if lent:  # a job to start again (after a stop): the lent cores are needed back
+                            self._cores.take_back()
+                            lent = 0
                         self._fill()
                         for w in list(self._workers):
                             if todo and w.job is None:
                                 self._dispatch(w, todo, jobs, finish)
+                    if not todo:  # nothing left to hand out: each idle worker's core goes to a proof that can use it
+                        idle = sum(w.job is None for w in self._workers)
+                        if idle > lent:
+                            self._cores.give_back(idle - lent)
+                            lent = idle
                     # after dispatching: a worker does not wait while its last result is saved
                     for i in finished:
                         if on_result is not None:
@@ -360,6 +376,8 @@ class SolverPool(Solver):
             except BaseException:
                 _kill_all(self._workers)  # abandoned jobs; fresh workers start on the next call
                 raise
+            finally:
+                self._cores.take_back()  # every borrowed core came back with its job's end, or died with it
             self._fill()  # replace the dead now, so the next call finds warm workers
             return results
 

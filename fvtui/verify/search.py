@@ -16,6 +16,7 @@ import numpy as np
 
 from . import bab, milp
 from .apart import solve_apart
+from .cores import Cores
 from .exclusions import simplify_exclusions
 from .network import Network
 from .query import FirstLayerEquations, Solved, build_query, solve
@@ -68,20 +69,22 @@ def _solve_near(net: Network, point: np.ndarray, lower: np.ndarray, upper: np.nd
                              simple.centers, delta, first_layer=first_layer), point.size, timeout)
 
 
-def _decide(net: Network, *args, **kwargs) -> milp.Decision:
+def _decide(net: Network, *args, cores: Cores | None = None, **kwargs) -> milp.Decision:
     """An exact decision of the query by HiGHS: branch and bound for one hidden layer, else the MILP."""
-    return (bab.decide if bab.applies(net) else milp.decide)(net, *args, **kwargs)
+    if bab.applies(net):
+        return bab.decide(net, *args, cores=cores, **kwargs)
+    return milp.decide(net, *args, **kwargs)
 
 
 def _by_programs(region: RegionLP, net: Network, simple, anchor: np.ndarray, winner: int, runner_up: int,
-                 margin: float, delta: float, limit: float) -> Solved | None:
+                 margin: float, delta: float, limit: float, cores: Cores | None) -> Solved | None:
     """points='lp': the region program, then (one hidden layer) branch and bound, whose point is checked
     like the region's; None leaves the query to Marabou."""
     query = (simple.lower, simple.upper, simple.pixels, simple.centers, delta)
     point = region.propose(anchor, *query, limit)
     if point is None and bab.applies(net):
         decision = bab.decide(net, simple.lower, simple.upper, winner, runner_up, margin, simple.pixels,
-                              simple.centers, delta, time_limit=limit)
+                              simple.centers, delta, time_limit=limit, cores=cores)
         if decision.status == "infeasible":
             return Solved("unsat", None, 0.0)
         if decision.status == "feasible":
@@ -116,6 +119,7 @@ def search_counterexamples(
     milp_after: float = MILP_AFTER,
     points: str = "marabou",
     resumed: Callable[[], int] = lambda: 0,
+    cores: Cores | None = None,
 ) -> SearchResult:
     """Up to k inputs near x where the runner-up beats the winner, each delta away from the rest in every pixel.
 
@@ -130,6 +134,7 @@ def search_counterexamples(
     (bab.py, one hidden layer), and Marabou only when neither settles the query.
     `resumed` counts the times the process was continued after a stop (the worker's SIGCONT): a query
     that ran across one is asked again, so a stopped session loses nothing and finds the same points.
+    `cores`: what the pool lends a long branch-and-bound proof (cores.py); the answers do not depend on it.
     """
     report = report or _silent
     t0 = time.perf_counter()
@@ -182,7 +187,7 @@ def search_counterexamples(
                 exact_tried = region is not None and bab.applies(net)
                 solved = None if region is None else _by_programs(
                     region, net, simple, excluded[-1] if excluded else x, target_w, runner_up_r, margin, delta,
-                    timeout if exact_tried else first)
+                    timeout if exact_tried else first, cores)
                 if region is None and not legacy and offer and bab.applies(net) and first < timeout:
                     proof = bab.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
                                        simple.centers, delta, time_limit=timeout, lp_limit=PROOF_FIRST)
@@ -198,7 +203,7 @@ def search_counterexamples(
                     work += max(solved.work, SLOW_WORK + 1) if solved.status == "timeout" else solved.work
                 if solved.status == "timeout" and first < timeout and not exact_tried:
                     decision = _decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
-                                       simple.centers, delta, time_limit=left())
+                                       simple.centers, delta, time_limit=left(), cores=cores)
                     if decision.status == "infeasible":
                         solved, decided_by_milp = Solved("unsat", None, 0.0), True
                     else:

@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection
 from typing import Callable
 
 from .apart import die_with_parent, query_deadline
+from .cores import Cores
 from .search import certified_radius, search_counterexamples, verify_sample
 
 RUNNERS = {"search": search_counterexamples, "verify": verify_sample, "radius": certified_radius}
@@ -38,13 +39,23 @@ ORPHAN_SLACK = 10.0  # seconds past the parent's kill time after which a query e
 REARM = ORPHAN_SLACK / 2  # seconds; see report() in _run_job
 
 
-def _inject(fault: str, report):
-    """Test hook: fail the way a real solver can, at the job's first query (after any seeds were streamed)."""
+def _inject(fault: str, report, cores: Cores | None):
+    """Test hook: fail the way a real solver can, at the job's first query (after any seeds were streamed);
+    or ('cores') wait up to 20 s for the pool to lend a core, and fail saying how many it could borrow."""
 
     def faulty(event: str, payload) -> None:
         report(event, payload)
         if event != "start":
             return
+        if fault == "cores":
+            borrowed, until = 0, time.monotonic() + 20
+            while not borrowed and time.monotonic() < until:
+                time.sleep(0.05)
+                while cores is not None and cores.borrow():
+                    borrowed += 1
+            if cores is not None:
+                cores.give_back(borrowed)
+            raise ValueError(f"borrowed {borrowed}")
         if fault == "crash":
             os.abort()  # like std::terminate after an uncaught C++ exception
         if fault == "hang":
@@ -72,7 +83,8 @@ class Resumes:
         return self.count
 
 
-def _run_job(conn: Connection, grace: float, resumed: Callable[[], int], took: Callable[[], None] = lambda: None) -> None:
+def _run_job(conn: Connection, grace: float, resumed: Callable[[], int], took: Callable[[], None] = lambda: None,
+             cores: Cores | None = None) -> None:
     """One job, in a fork of the worker: it reads the job, runs it and sends the result.
 
     Messages are (job_id, events, outcome). A query's end and its counterexample wait for the next
@@ -101,8 +113,8 @@ def _run_job(conn: Connection, grace: float, resumed: Callable[[], int], took: C
         events.clear()
 
     try:
-        extra = {"resumed": resumed} if kind == "search" else {}
-        result = RUNNERS[kind](net, report=_inject(fault, report) if fault else report, **args, **extra)
+        extra = {"resumed": resumed, "cores": cores} if kind == "search" else {}
+        result = RUNNERS[kind](net, report=_inject(fault, report, cores) if fault else report, **args, **extra)
     except MemoryError:
         conn.send((job_id, events, ("failed", "out of memory (MemoryError)")))
         return
@@ -116,7 +128,8 @@ CLOSED = 3  # a fork's exit status when the pipe closed: the pool is gone, the w
 AHEAD = 2  # forks alive at once: the one running a job (or exiting), and the next, waiting for one
 
 
-def _fork(conn: Connection, grace: float, resumed: Resumes, worker: int, turn: tuple[int, int]) -> int:
+def _fork(conn: Connection, grace: float, resumed: Resumes, worker: int, turn: tuple[int, int],
+          cores: Cores) -> int:
     """A fork that waits for its turn (a byte in the `turn` pipe: the fork before has read its job), then
     reads a job, passes the turn on, runs the job and exits."""
     pid = os.fork()
@@ -126,7 +139,7 @@ def _fork(conn: Connection, grace: float, resumed: Resumes, worker: int, turn: t
     try:
         die_with_parent(worker)
         os.read(turn[0], 1)
-        _run_job(conn, grace, resumed, lambda: os.write(turn[1], b"."))
+        _run_job(conn, grace, resumed, lambda: os.write(turn[1], b"."), cores)
         status = 0
     except (EOFError, OSError):
         status = CLOSED
@@ -136,7 +149,7 @@ def _fork(conn: Connection, grace: float, resumed: Resumes, worker: int, turn: t
         os._exit(status)
 
 
-def _serve(conn: Connection, grace: float) -> None:
+def _serve(conn: Connection, grace: float, cores: Cores) -> None:
     """Keep a fork ready for the next job; read nothing, keep nothing, so every fork starts from the same
     process. The next fork is made while a job runs, and takes the next job while the last one's fork
     still exits: fork and exit cost about 5 ms a job here, a tenth of a small search, and no longer wait
@@ -150,7 +163,7 @@ def _serve(conn: Connection, grace: float) -> None:
     try:
         while True:
             while len(forks) < AHEAD:
-                forks.add(_fork(conn, grace, resumed, worker, turn))
+                forks.add(_fork(conn, grace, resumed, worker, turn, cores))
             pid, wait_status = os.wait()
             forks.discard(pid)
             status = os.waitstatus_to_exitcode(wait_status)
@@ -179,6 +192,7 @@ def _end(forks: set[int]) -> None:
 
 def main() -> None:
     fd, limit_mb, grace, parent = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+    cores = Cores(int(sys.argv[5]), int(sys.argv[6]))  # what the pool lends a long proof (cores.py)
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # Solvers fill every core; a lower priority keeps the app answering keys while they do, and
@@ -190,6 +204,6 @@ def main() -> None:
     import highspy  # noqa: F401 - once here, not in every job's fork: 8-11 ms of a region-program search of 24-28
 
     try:
-        _serve(Connection(fd), grace)
+        _serve(Connection(fd), grace, cores)
     except (EOFError, OSError):
         pass  # the parent closed the pipe or died: nothing left to do
