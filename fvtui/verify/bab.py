@@ -29,6 +29,12 @@ in 8 rounds, where the best input attack found reaches -0.99. Nodes 997 -> 31, 2
 queries that ran past 120 s before were decided in 13-110 s. An earlier version without cuts, on an
 UNSAT query at 32 hidden units: Marabou 54 s, HiGHS' MILP (milp.py) 20 s, this search 0.56 s.
 Deeper networks keep milp.py: there a unit's effect on the margin has no fixed sign.
+
+A proof still open after SPLIT_AFTER programs goes on as subtrees: the open nodes, each explored in
+a fork of the process as it is then, and split again after as many programs of its own. The answer
+is the first subtree's (in depth-first order) that is not infeasible, so it does not depend on how
+many run at once; they run on the proof's own core and on those the pool lends while its other
+workers have nothing to do (cores.py), which is when a round waits for its last, longest search.
 """
 
 from __future__ import annotations
