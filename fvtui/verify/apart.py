@@ -1,5 +1,6 @@
-"""Marabou in a fork of its own, for the calls whose timeout must hold: the default search's first
-slice of a query, after which branch and bound takes over (search.MILP_AFTER).
+"""Marabou's timeout made to hold for the default search's first slice of a query, after which branch and
+bound takes over (search.MILP_AFTER): in a fork of its own (solve_apart), or in the process under a
+CPU-time alarm that ends the process (solve_guarded).
 
 Marabou checks its timeout in its main loop only. Its DeepSoI local search
 (`Engine::performDeepSoILocalSearch`, seen with gdb) runs simplex steps without looking, and on a
@@ -39,6 +40,19 @@ def query_deadline(timeout: float, grace: float) -> float:
     its fork). Marabou's timeout is whole seconds and does not count preprocessing: a 10 s query was seen
     to return after 13 s."""
     return timeout * 1.25 + grace
+
+
+def solve_guarded(ipq, n_inputs: int, timeout: float) -> Solved:
+    """query.solve in this process, which the kernel ends with SIGPROF once the call has used
+    query_deadline(timeout, SLACK) seconds of CPU: free where solve_apart's fork costs 11 ms, for the
+    slices that are rarely hard. CPU time, not wall time, so that a stop (Ctrl-Z) or a busy machine never
+    fires it early. The pool runs such a job again with that query's slice skipped (pool.DEAF_RETRIES)."""
+    signal.signal(signal.SIGPROF, signal.SIG_DFL)
+    signal.setitimer(signal.ITIMER_PROF, query_deadline(timeout, SLACK))
+    try:
+        return solve(ipq, n_inputs, timeout)
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
 
 
 def solve_apart(ipq, n_inputs: int, timeout: float) -> Solved:

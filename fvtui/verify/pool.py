@@ -41,6 +41,9 @@ _POLL = 0.1  # seconds between checks of the cancel event
 # A wait that returns this many seconds late means the process was stopped, not busy: its
 # deadlines move by the stop (the workers ask a query the stop timed out again: worker.Resumes).
 _STOPPED = 5.0
+# A search whose Marabou slice ignored its timeout (apart.solve_guarded ended the process) runs again from
+# the start with that query's slice skipped, so that branch and bound decides it; at most this many times.
+DEAF_RETRIES = 3
 _WORKER = "from fvtui.verify.worker import main; main()"
 
 
@@ -59,7 +62,7 @@ class SearchTask:
     seeds: Sequence[np.ndarray] = ()
     legacy: bool = False  # fvtui 0.1's protocol (see search.search_counterexamples)
     points: str = "marabou"  # or 'lp' (see search.search_counterexamples)
-    fault: str | None = None  # tests only: 'crash' | 'hang' | 'oom'
+    fault: str | None = None  # tests only: 'crash' | 'hang' | 'oom' | 'deaf' | 'cores' (worker.py)
 
 
 @dataclass
@@ -117,7 +120,8 @@ def wait(conns: list[Connection], timeout: float) -> list[Connection]:
 def search_job(t: SearchTask) -> Job:
     args = dict(x=np.asarray(t.x, dtype=np.float32), target_w=t.target, runner_up_r=t.runner_up, k=t.k,
                 eps_start=t.eps_start, eps_step=t.eps_step, timeout=t.timeout,
-                seeds=[np.asarray(s, dtype=np.float32) for s in t.seeds], legacy=t.legacy, points=t.points)
+                seeds=[np.asarray(s, dtype=np.float32) for s in t.seeds], legacy=t.legacy, points=t.points,
+                deaf=())
     return Job("search", t.net, args, t.fault)
 
 
@@ -319,7 +323,14 @@ class SolverPool(Solver):
 
             def died(w: _Worker) -> None:
                 job = jobs[w.job]
-                if job.stopped:
+                deaf = job.kind == "search" and w.proc.wait() == -signal.SIGPROF  # apart.solve_guarded's alarm
+                if deaf and not job.stopped:
+                    if len(job.args["deaf"]) == DEAF_RETRIES:
+                        message = f"Marabou ignored its timeout in {DEAF_RETRIES + 1} queries and was stopped"
+                        finish(w, job.failed("timeout", message))
+                        return
+                    job.args = {**job.args, "deaf": (*job.args["deaf"], job.starts)}  # again, that slice skipped
+                if job.stopped or deaf:
                     job.start_over()
                     todo.appendleft(w.job)
                     w.job, w.deadline = None, None

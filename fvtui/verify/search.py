@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import bab, milp
-from .apart import solve_apart
+from .apart import solve_apart, solve_guarded
 from .cores import Cores
 from .exclusions import simplify_exclusions
 from .network import Network
@@ -120,6 +120,7 @@ def search_counterexamples(
     points: str = "marabou",
     resumed: Callable[[], int] = lambda: 0,
     cores: Cores | None = None,
+    deaf: tuple[int, ...] | None = None,
 ) -> SearchResult:
     """Up to k inputs near x where the runner-up beats the winner, each delta away from the rest in every pixel.
 
@@ -135,6 +136,9 @@ def search_counterexamples(
     `resumed` counts the times the process was continued after a stop (the worker's SIGCONT): a query
     that ran across one is asked again, so a stopped session loses nothing and finds the same points.
     `cores`: what the pool lends a long branch-and-bound proof (cores.py); the answers do not depend on it.
+    `deaf`: under a pool, which runs the job again when a slice ends the process (apart.solve_guarded), the
+    queries (counted in starts) whose first Marabou slice ignored its timeout in an earlier run: skipped, as
+    if timed out. None (in a process that must live on) runs every slice unguarded.
     """
     report = report or _silent
     t0 = time.perf_counter()
@@ -156,6 +160,7 @@ def search_counterexamples(
     eps = min(float(eps_start), 1.0) if legacy else float(eps_start)
     status, message, spurious = "sat", "", 0
     work = 0  # Marabou's main-loop iterations in the last query
+    starts = 0
     while len(found) < k:
         # branch and bound's offer: a level's first query (the last one had another eps), or one after a hard query
         hard_before = work > SLOW_WORK
@@ -173,6 +178,7 @@ def search_counterexamples(
             while resumes != resumed():
                 resumes, work = resumed(), 0
                 report("start", QueryRecord(eps, "running", 0.0, n_disj))
+                starts += 1
                 tq = time.perf_counter()
 
                 def query():
@@ -195,10 +201,15 @@ def search_counterexamples(
                 by_program = solved is not None and solved.status == "sat"
                 decided_by_milp, narrowed = solved is not None and solved.status == "unsat", False
                 if solved is None:
-                    # A slice that branch and bound follows, after a hard query, runs apart so that its timeout
-                    # holds (apart.py). Not every one: the fork costs about 11 ms, 12% of a 784-32-10 SAT query.
-                    stoppable = hard_before and first < timeout and not exact_tried
-                    solved = (solve_apart if stoppable else solve)(query(), x.size, left() if exact_tried else first)
+                    # A slice that branch and bound follows must end in time (apart.py): after a hard query it
+                    # runs in a fork (11 ms, 12% of a 784-32-10 SAT query), else here under a CPU-time alarm.
+                    slice_ = first < timeout and not exact_tried
+                    if slice_ and deaf is not None and starts in deaf:
+                        solved = Solved("timeout", None, 0.0)
+                    else:
+                        run = solve_apart if slice_ and hard_before else \
+                            solve_guarded if slice_ and deaf is not None else solve
+                        solved = run(query(), x.size, left() if exact_tried else first)
                     # one that outlasts its slice is hard, however little work Marabou reported (none, if stopped)
                     work += max(solved.work, SLOW_WORK + 1) if solved.status == "timeout" else solved.work
                 if solved.status == "timeout" and first < timeout and not exact_tried:

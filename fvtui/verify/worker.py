@@ -68,6 +68,23 @@ def _inject(fault: str, report, cores: Cores | None):
     return faulty
 
 
+def _deafen(deaf: tuple[int, ...]) -> float:
+    """Test hook ('deaf'): a Marabou slice run in the job's own process ignores its timeout and burns a core,
+    as DeepSoI's local search can (apart.py), in the job's first two runs; the slice it returns is short,
+    for a quick test."""
+    from . import apart
+
+    real, job = apart.solve, os.getpid()
+
+    def deaf_solve(ipq, n_inputs: int, timeout: float):
+        while len(deaf) < 2 and os.getpid() == job:
+            pass
+        return real(ipq, n_inputs, timeout)
+
+    apart.solve = deaf_solve
+    return 0.5
+
+
 class Resumes:
     """How often the process was continued after a stop (Ctrl-Z then fg, SIGSTOP then SIGCONT). A stop
     runs down the wall-clock cap of the query in flight; the fv search asks such a query again."""
@@ -114,6 +131,8 @@ def _run_job(conn: Connection, grace: float, resumed: Callable[[], int], took: C
 
     try:
         extra = {"resumed": resumed, "cores": cores} if kind == "search" else {}
+        if fault == "deaf":
+            extra["milp_after"], fault = _deafen(args["deaf"]), None
         result = RUNNERS[kind](net, report=_inject(fault, report, cores) if fault else report, **args, **extra)
     except MemoryError:
         conn.send((job_id, events, ("failed", "out of memory (MemoryError)")))
