@@ -323,14 +323,14 @@ class SolverPool(Solver):
 
             def died(w: _Worker) -> None:
                 job = jobs[w.job]
-                deaf = job.kind == "search" and w.proc.wait() == -signal.SIGPROF  # apart.solve_guarded's alarm
-                if deaf and not job.stopped:
-                    if len(job.args["deaf"]) == DEAF_RETRIES:
-                        message = f"Marabou ignored its timeout in {DEAF_RETRIES + 1} queries and was stopped"
-                        finish(w, job.failed("timeout", message))
-                        return
-                    job.args = {**job.args, "deaf": (*job.args["deaf"], job.starts)}  # again, that slice skipped
-                if job.stopped or deaf:
+                # apart.solve_guarded's alarm (after a stop the job just starts over: the stop may have moved it)
+                deaf = not job.stopped and job.kind == "search" and w.proc.wait() == -signal.SIGPROF
+                if deaf and len(job.args["deaf"]) == DEAF_RETRIES:
+                    message = f"Marabou ignored its timeout in {DEAF_RETRIES + 1} queries and was stopped"
+                    finish(w, job.failed("timeout", message))
+                elif job.stopped or deaf:
+                    if deaf:  # again, that query's slice skipped
+                        job.args = {**job.args, "deaf": (*job.args["deaf"], job.starts)}
                     job.start_over()
                     todo.appendleft(w.job)
                     w.job, w.deadline = None, None

@@ -138,7 +138,8 @@ def search_counterexamples(
     `cores`: what the pool lends a long branch-and-bound proof (cores.py); the answers do not depend on it.
     `deaf`: under a pool, which runs the job again when a slice ends the process (apart.solve_guarded), the
     queries (counted in starts) whose first Marabou slice ignored its timeout in an earlier run: skipped, as
-    if timed out. None (in a process that must live on) runs every slice unguarded.
+    if timed out. None (a process that must live on: tests, in-process callers) leaves the slices that do not
+    run apart without the alarm.
     """
     report = report or _silent
     t0 = time.perf_counter()
