@@ -1,5 +1,5 @@
 """Marabou's timeout made to hold for the default search's first slice of a query, after which branch and
-bound takes over (search.MILP_AFTER): in a fork of its own (solve_apart), or in the process under a
+bound takes over (search.BAB_AFTER, MILP_AFTER): in a fork of its own (solve_apart), or in the process under a
 CPU-time alarm that ends the process (solve_guarded).
 
 Marabou checks its timeout in its main loop only. Its DeepSoI local search

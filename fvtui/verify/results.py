@@ -25,7 +25,7 @@ class QueryRecord:
     seconds: float  # building plus solving
     disjunctions: int  # two-sided exclusions left after simplification
     presolved: bool = False
-    milp: bool = False  # an UNSAT HiGHS decided (branch and bound first at a new eps, or after MILP_AFTER s of Marabou)
+    milp: bool = False  # an UNSAT HiGHS decided (branch and bound first at a new eps, or after Marabou's slice)
     narrowed: bool = False  # a SAT whose point Marabou found near HiGHS' solution (search.NARROW)
     lp: bool = False  # a SAT whose point the activation-region program found (points='lp', region.py)
     point: str = ""  # 'spurious': the solver's point (encode_point), which later queries exclude
