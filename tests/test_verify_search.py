@@ -322,7 +322,7 @@ def _plain_and_detour(monkeypatch, mnist_like, verdict):
 
     net, x = mnist_like
     w, r = top2(net, x)
-    plain = search_counterexamples(net, x, w, r, k=4, eps_start=0.005, eps_step=0.01, timeout=20)
+    plain = search_counterexamples(net, x, w, r, k=4, eps_start=0.005, eps_step=0.01, timeout=20, milp_after=20)
     real_solve = search.solve
 
     def solve(ipq, n, timeout):
@@ -358,6 +358,58 @@ def test_a_sat_query_marabou_does_not_settle_in_time_is_answered_by_marabou_near
         assert np.abs(ce.x - x).max() <= ce.eps + 1e-6 and net.predict(ce.x) != w
         for earlier in detour.counterexamples[:i]:  # each one delta away from the earlier ones in every pixel
             assert np.all(np.abs(ce.x - earlier.x) >= D - 1e-6)
+
+
+@pytest.mark.parametrize("sizes, slice_", [((784, 16, 10), 1.0), ((784, 16, 8, 10), 10.0)])
+def test_marabou_has_one_second_before_branch_and_bound_and_ten_before_the_milp(monkeypatch, sizes, slice_):
+    """The default hand-over: after BAB_AFTER on one hidden layer, where branch and bound decides in a second
+    or two what Marabou can hold for long; after MILP_AFTER on deeper networks."""
+    import fvtui.verify.search as search
+
+    asked, real_solve = [], search.solve
+
+    def solve(ipq, n, timeout):
+        asked.append(timeout)
+        return real_solve(ipq, n, timeout)
+
+    monkeypatch.setattr(search, "solve", solve)
+    net = random_net(sizes, 3)
+    x = np.random.default_rng(4).uniform(0, 1, 784).astype(np.float32)
+    w, r = top2(net, x)
+    result = search.search_counterexamples(net, x, w, r, k=2, eps_start=0.05, eps_step=0.05, timeout=30)
+    assert len(result.counterexamples) == 2 and asked[0] == slice_
+
+
+def test_what_branch_and_bound_leaves_after_its_budget_goes_back_to_marabou_before_the_long_proof(
+        monkeypatch, mnist_like):
+    """After the short slice branch and bound has PROOF_FIRST programs; what it leaves goes back to Marabou
+    (in a fork, up to MILP_AFTER) before branch and bound gets the rest: a query Marabou settles in a few
+    seconds never waits on a long proof. Here every first slice times out and every budgeted proof gives
+    up: the answers are plain Marabou's, query for query and point for point, and no long proof ran."""
+    import fvtui.verify.search as search
+    from fvtui.verify.milp import Decision
+
+    net, x = mnist_like
+    w, r = top2(net, x)
+    settings = dict(k=4, eps_start=0.005, eps_step=0.01, timeout=20)
+    plain = search_counterexamples(net, x, w, r, **settings, milp_after=20)
+    real_solve, budgets = search.solve, []
+
+    def solve(ipq, n, timeout):
+        if timeout == search.BAB_AFTER:
+            return search.Solved("timeout", None, timeout, "timed out")
+        return real_solve(ipq, n, timeout)
+
+    def decide(*args, lp_limit=None, **kwargs):
+        budgets.append(lp_limit)
+        return Decision("unknown")
+
+    monkeypatch.setattr(search, "solve", solve)
+    monkeypatch.setattr(search.bab, "decide", decide)
+    staged = search.search_counterexamples(net, x, w, r, **settings)
+    assert [(q.status, q.eps) for q in staged.queries] == [(q.status, q.eps) for q in plain.queries]
+    assert all(np.array_equal(a.x, b.x) for a, b in zip(staged.counterexamples, plain.counterexamples))
+    assert len(staged.counterexamples) == 4 and budgets and set(budgets) == {search.PROOF_FIRST}
 
 
 def test_reused_first_layer_equations_give_the_very_same_queries(capfd):

@@ -66,13 +66,15 @@ def _solve_near(net: Network, point: np.ndarray, lower: np.ndarray, upper: np.nd
                 target_w: int, runner_up_r: int, margin: float, delta: float, timeout: float,
                 first_layer: FirstLayerEquations) -> Solved:
     """Marabou on the query restricted to the box within NARROW of `point` (the MILP's input): any
-    answer it finds answers the whole query. Not SAT (HiGHS' tolerance, or time) settles nothing."""
+    answer it finds answers the whole query. Not SAT (HiGHS' tolerance, or time) settles nothing. In a fork
+    (apart.py) for at most MILP_AFTER: a sub-box is no promise that Marabou's search is short."""
     near_lo, near_hi = np.maximum(lower, point - NARROW), np.minimum(upper, point + NARROW)
     simple = simplify_exclusions(near_lo, near_hi, np.reshape(excluded, (-1, point.size)), delta)
     if simple.infeasible:
         return Solved("unknown", None, 0.0)
-    return solve(build_query(net, simple.lower, simple.upper, target_w, [runner_up_r], margin, simple.pixels,
-                             simple.centers, delta, first_layer=first_layer), point.size, timeout)
+    near = build_query(net, simple.lower, simple.upper, target_w, [runner_up_r], margin, simple.pixels, simple.centers,
+                       delta, first_layer=first_layer)
+    return solve_apart(near, point.size, min(timeout, MILP_AFTER))
 
 
 def _decide(net: Network, *args, cores: Cores | None = None, **kwargs) -> milp.Decision:
@@ -204,6 +206,7 @@ def search_counterexamples(
                 solved = None if region is None else _by_programs(
                     region, net, simple, excluded[-1] if excluded else x, target_w, runner_up_r, margin, delta,
                     timeout if exact_tried else first, cores)
+                proof = None  # branch and bound's offer, also the first step of a hand-over after a short slice
                 if region is None and not legacy and offer and bab.applies(net) and first < timeout:
                     proof = bab.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
                                        simple.centers, delta, time_limit=timeout, lp_limit=PROOF_FIRST)
@@ -223,19 +226,31 @@ def search_counterexamples(
                     # one that outlasts its slice is hard, however little work Marabou reported (none, if stopped)
                     work += max(solved.work, SLOW_WORK + 1) if solved.status == "timeout" else solved.work
                 if solved.status == "timeout" and first < timeout and not exact_tried:
-                    decision = _decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
-                                       simple.centers, delta, time_limit=left(), cores=cores)
-                    if decision.status == "infeasible":
-                        solved, decided_by_milp = Solved("unsat", None, 0.0), True
-                    else:
+                    # after a short slice, branch and bound has PROOF_FIRST programs, then Marabou the rest of
+                    # MILP_AFTER (in a fork: the query is hard), and only then branch and bound the whole rest
+                    budgets = (PROOF_FIRST, None) if first < MILP_AFTER and bab.applies(net) else (None,)
+                    for budget in budgets:
+                        decision = proof if budget is not None and proof is not None else _decide(
+                            net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
+                            simple.centers, delta, time_limit=left(), cores=cores,
+                            **({} if budget is None else {"lp_limit": budget}))
+                        if decision.status == "infeasible":
+                            solved, decided_by_milp = Solved("unsat", None, 0.0), True
+                            break
                         if decision.status == "feasible":
                             solved = _solve_near(net, decision.x, simple.lower, simple.upper, excluded, target_w,
                                                  runner_up_r, margin, delta, left(), first_layer)
                             narrowed = solved.status == "sat"
                             work += solved.work
-                        if not narrowed:
+                            if narrowed:
+                                break
+                        if budget is None:
                             solved = solve(query(), x.size, left())
-                            work += solved.work
+                        else:
+                            solved = solve_apart(query(), x.size, min(left(), MILP_AFTER - first))
+                        work += solved.work
+                        if solved.status != "timeout":
+                            break
                 record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj, milp=decided_by_milp,
                                      narrowed=narrowed, lp=by_program)
             if solved.status == "sat":
