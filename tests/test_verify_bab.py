@@ -108,8 +108,7 @@ def assert_same_search(a, b, k: int) -> None:
 
 
 def test_an_unsat_query_left_by_marabou_is_settled_by_branch_and_bound(monkeypatch):
-    """The default search's hand-over after Marabou's slice goes to branch and bound on a one-layer network
-    (here its last step: the budgeted proof has no programs, and Marabou's second slice times out too)."""
+    """The default search's hand-over after MILP_AFTER goes to branch and bound on a one-layer network."""
     import fvtui.verify.search as search
 
     calls = []
@@ -119,7 +118,6 @@ def test_an_unsat_query_left_by_marabou_is_settled_by_branch_and_bound(monkeypat
     real_solve = search.solve
     monkeypatch.setattr(search, "solve", lambda ipq, n, timeout: search.Solved("timeout", None, timeout)
                         if timeout <= 0.5 else real_solve(ipq, n, timeout))
-    monkeypatch.setattr(search, "solve_apart", lambda ipq, n, timeout: search.Solved("timeout", None, timeout))
     monkeypatch.setattr(search, "PROOF_FIRST", 0)  # no proof before Marabou: the hand-over's turn
     net, x, w, r = search_case()
     result = search.search_counterexamples(net, x, w, r, k=2, eps_start=0.001, eps_step=0.01, timeout=20,
@@ -336,7 +334,6 @@ def test_a_marabou_slice_that_ignores_its_timeout_is_stopped_and_branch_and_boun
     monkeypatch.setattr(apart, "solve", deaf)
     monkeypatch.setattr(search, "solve", deaf)
     monkeypatch.setattr(search, "PROOF_FIRST", 0)  # no proof before Marabou: the hand-over's turn
-    monkeypatch.setattr(search, "MILP_AFTER", 1.0)  # Marabou's second slice in the hand-over: 0.5 s too
     net, x, w, r = search_case()
     start = time.perf_counter()
     result = search.search_counterexamples(net, x, w, r, k=2, eps_start=0.001, eps_step=0.01, timeout=20,

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -380,36 +381,38 @@ def test_marabou_has_one_second_before_branch_and_bound_and_ten_before_the_milp(
     assert len(result.counterexamples) == 2 and asked[0] == slice_
 
 
-def test_what_branch_and_bound_leaves_after_its_budget_goes_back_to_marabou_before_the_long_proof(
-        monkeypatch, mnist_like):
-    """After the short slice branch and bound has PROOF_FIRST programs; what it leaves goes back to Marabou
-    (in a fork, up to MILP_AFTER) before branch and bound gets the rest: a query Marabou settles in a few
-    seconds never waits on a long proof. Here every first slice times out and every budgeted proof gives
-    up: the answers are plain Marabou's, query for query and point for point, and no long proof ran."""
+def test_a_narrowed_query_marabou_does_not_finish_is_stopped_and_the_whole_query_is_marabous(monkeypatch, mnist_like):
+    """A sub-box around HiGHS' input is no promise of a short search: the narrowed query runs in a fork for at
+    most MILP_AFTER (here 0.7 s, and it hangs), then Marabou has the whole query with the time left, and its
+    answers are plain Marabou's, point for point."""
     import fvtui.verify.search as search
-    from fvtui.verify.milp import Decision
+    from fvtui.verify import apart
 
     net, x = mnist_like
     w, r = top2(net, x)
     settings = dict(k=4, eps_start=0.005, eps_step=0.01, timeout=20)
     plain = search_counterexamples(net, x, w, r, **settings, milp_after=20)
-    real_solve, budgets = search.solve, []
+    real_solve, hung = search.solve, []
 
     def solve(ipq, n, timeout):
-        if timeout == search.BAB_AFTER:
+        if timeout <= 0.5:
             return search.Solved("timeout", None, timeout, "timed out")
+        if timeout == 0.7:  # the narrowed query, in its fork
+            hung.append(1)
+            time.sleep(60)
         return real_solve(ipq, n, timeout)
 
-    def decide(*args, lp_limit=None, **kwargs):
-        budgets.append(lp_limit)
-        return Decision("unknown")
-
     monkeypatch.setattr(search, "solve", solve)
-    monkeypatch.setattr(search.bab, "decide", decide)
-    staged = search.search_counterexamples(net, x, w, r, **settings)
-    assert [(q.status, q.eps) for q in staged.queries] == [(q.status, q.eps) for q in plain.queries]
-    assert all(np.array_equal(a.x, b.x) for a, b in zip(staged.counterexamples, plain.counterexamples))
-    assert len(staged.counterexamples) == 4 and budgets and set(budgets) == {search.PROOF_FIRST}
+    monkeypatch.setattr(apart, "solve", solve)
+    monkeypatch.setattr(search, "MILP_AFTER", 0.7)
+    start = time.perf_counter()
+    detour = search.search_counterexamples(net, x, w, r, **settings, milp_after=0.5)
+    seconds = time.perf_counter() - start
+    assert [(q.status, q.eps) for q in detour.queries] == [(q.status, q.eps) for q in plain.queries]
+    assert all(np.array_equal(a.x, b.x) for a, b in zip(detour.counterexamples, plain.counterexamples))
+    stopped = sum(q.status == "sat" for q in detour.queries)  # each SAT query's narrowed try hung in a fork
+    assert not hung and not any(q.narrowed for q in detour.queries)
+    assert stopped and seconds < stopped * (0.7 * 1.25 + apart.SLACK + 1) < 60
 
 
 def test_reused_first_layer_equations_give_the_very_same_queries(capfd):

@@ -34,9 +34,9 @@ MILP_AFTER = 10.0
 # On one hidden layer the hand-over goes to branch and bound (bab.py), which decides at once most of what
 # Marabou holds for seconds: in 13 rounds of a random+fv session at 32 hidden units (Fashion-MNIST, seed 0)
 # the queries past 2 s of Marabou were 2.1% of them and 72% of the solver time, 99 held for the whole
-# 10 s slice, and branch and bound decided each of the 61 that took Marabou 1-10 s in at most 0.63 s. So
-# there the slice is Marabou's shortest timeout, one second (the steps after it: in search_counterexamples).
-# Deeper networks keep MILP_AFTER: their MILP was not measured against such a short slice.
+# 10 s slice, and branch and bound decided each of the 61 that took Marabou 1-10 s in at most 0.63 s
+# (and 5 that Marabou had not settled in 30 s, in 0.8-16 s). So there the slice is Marabou's shortest
+# timeout, one second. Deeper networks keep MILP_AFTER: their MILP was not measured against so short a slice.
 BAB_AFTER = 1.0
 NARROW = 0.01
 # On one hidden layer, the first query at each eps level (where a search meets its UNSAT proofs:
@@ -207,7 +207,6 @@ def search_counterexamples(
                 solved = None if region is None else _by_programs(
                     region, net, simple, excluded[-1] if excluded else x, target_w, runner_up_r, margin, delta,
                     timeout if exact_tried else first, cores)
-                proof = None  # branch and bound's offer, also the first step of a hand-over after a short slice
                 if region is None and not legacy and offer and bab.applies(net) and first < timeout:
                     proof = bab.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
                                        simple.centers, delta, time_limit=timeout, lp_limit=PROOF_FIRST)
@@ -227,31 +226,19 @@ def search_counterexamples(
                     # one that outlasts its slice is hard, however little work Marabou reported (none, if stopped)
                     work += max(solved.work, SLOW_WORK + 1) if solved.status == "timeout" else solved.work
                 if solved.status == "timeout" and first < timeout and not exact_tried:
-                    # after a short slice, branch and bound has PROOF_FIRST programs, then Marabou the rest of
-                    # MILP_AFTER (in a fork: the query is hard), and only then branch and bound the whole rest
-                    budgets = (PROOF_FIRST, None) if first < MILP_AFTER and bab.applies(net) else (None,)
-                    for budget in budgets:
-                        decision = proof if budget is not None and proof is not None else _decide(
-                            net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
-                            simple.centers, delta, time_limit=left(), cores=cores,
-                            **({} if budget is None else {"lp_limit": budget}))
-                        if decision.status == "infeasible":
-                            solved, decided_by_milp = Solved("unsat", None, 0.0), True
-                            break
+                    decision = _decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
+                                       simple.centers, delta, time_limit=left(), cores=cores)
+                    if decision.status == "infeasible":
+                        solved, decided_by_milp = Solved("unsat", None, 0.0), True
+                    else:
                         if decision.status == "feasible":
                             solved = _solve_near(net, decision.x, simple.lower, simple.upper, excluded, target_w,
                                                  runner_up_r, margin, delta, left(), first_layer)
                             narrowed = solved.status == "sat"
                             work += solved.work
-                            if narrowed:
-                                break
-                        if budget is None:
+                        if not narrowed:
                             solved = solve(query(), x.size, left())
-                        else:
-                            solved = solve_apart(query(), x.size, min(left(), MILP_AFTER - first))
-                        work += solved.work
-                        if solved.status != "timeout":
-                            break
+                            work += solved.work
                 record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj, milp=decided_by_milp,
                                      narrowed=narrowed, lp=by_program)
             if solved.status == "sat":
