@@ -207,6 +207,31 @@ def test_a_budget_of_linear_programs_stops_branch_and_bound_the_same_way_on_any_
     assert bab.decide(*args, lp_limit=1).status == "unknown"
 
 
+def test_holes_at_points_that_are_no_counterexample_do_not_lengthen_a_proof(monkeypatch):
+    """Exclusions centred on every point a hole-free proof's programs reached (none of them a
+    counterexample) leave the query UNSAT, and the proof splits ReLUs as before instead of holes: the
+    same programs. Splitting the hole first made a 784-32-10 proof with 924 holes (Fashion-MNIST,
+    random+fv, eps 0.16) outlast 300 s; it takes 1.6 s, as long as the same box without its holes."""
+    net, w, r, simple = one_layer_query(1, hidden=16)
+    margin = best_reach(net, w, r, simple)[1] + 0.002
+    points, real = [], bab.run_for
+
+    def run_and_keep(h, seconds):
+        real(h, seconds)
+        points.append(np.asarray(h.getSolution().col_value)[:net.input_size])
+
+    monkeypatch.setattr(bab, "run_for", run_and_keep)
+    assert bab.decide(net, simple.lower, simple.upper, w, r, margin).status == "infeasible"
+    hole_free = len(points)
+    inside = [(i, float(p[i])) for p in points for i in range(p.size)
+              if simple.lower[i] + D < p[i] < simple.upper[i] - D]
+    assert hole_free > 3 and len(inside) > 10
+    pixels, centers = np.array([i for i, _ in inside]), np.array([c for _, c in inside])
+    points.clear()
+    assert bab.decide(net, simple.lower, simple.upper, w, r, margin, pixels, centers, D).status == "infeasible"
+    assert len(points) == hole_free
+
+
 def test_lp_mode_settles_what_the_region_program_cannot_without_marabou(monkeypatch):
     """points='lp' on one hidden layer: UNSAT levels by branch and bound, points by the programs; Marabou
     is never called when branch and bound decides."""

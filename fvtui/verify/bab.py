@@ -5,9 +5,11 @@ logit_r - logit_w = d . relu(W x + b) + k >= margin. A hidden unit with d_j <= 0
 margin, so "h_j >= W_j x + b_j, h_j >= 0" models it exactly when maximising: no branching. Only
 undecided units with d_j > 0 need a phase s_j (on 1, off 0, relaxed to [0, 1]); they start with the
 big-M rows (the triangle relaxation) and are split (on, off) where the program's optimum leaves a
-gap, and so are the disjunctions a program's point falls inside. A node whose relaxed maximum stays
-below the margin is pruned; a node whose point meets the margin in the real network and every
-disjunction answers SAT. Every change between nodes is a bound change, so HiGHS starts each node
+gap. A disjunction the program's point falls inside is split only when that point meets the margin in
+the real network (or no unit is left to split): a hole of 2 delta seldom moves the bound, and splitting
+holes first made a proof with 924 of them outlast 300 s that takes 1.6 s without. A node whose relaxed
+maximum stays below the margin is pruned; a node whose point meets the margin in the real network and
+every disjunction answers SAT. Every change between nodes is a bound change, so HiGHS starts each node
 from the last basis (highspy).
 
 The triangle relaxes each unit in its own pre-activation z, blind to which inputs make z large.
@@ -245,7 +247,9 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
         x, pre, inside, reached = answers(values, x_lo, x_hi)
         if reached:
             return Decision("feasible", x)
-        if inside:  # a disjunction the point breaks: its two sides
+        free = np.flatnonzero(split & (phase == 0))
+        if inside and (free.size == 0 or float(d @ np.maximum(pre, 0.0)) + k >= margin - SLACK):
+            # a disjunction keeps a point that is a counterexample of the network: its two sides
             p, c = int(pixels[inside[0]]), float(centers[inside[0]])
             sides = []
             if x_lo[p] <= c - delta:
@@ -259,7 +263,6 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
             if x[p] >= c:
                 sides.reverse()
             return [(a, b, phase) for a, b in reversed(sides)]
-        free = np.flatnonzero(split & (phase == 0))
         if free.size == 0:  # the program is exact here and reached the margin: float noise at the edge
             return Decision("feasible", x)
         gap = d * (values[h_col] - np.maximum(pre, 0.0))  # what the relaxation adds to the maximum
