@@ -192,19 +192,22 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
         return k_program - h.getInfo().objective_function_value, np.asarray(h.getSolution().col_value)
 
     def answers(values, x_lo, x_hi) -> tuple[np.ndarray, np.ndarray, list[int], bool]:
-        """The program's input, its pre-activations, the disjunctions it breaks, and whether it is a counterexample."""
+        """The program's input, its pre-activations, the disjunctions it breaks, and whether the network there
+        meets the margin (a counterexample if it breaks none)."""
         x = np.clip(values[:n], x_lo, x_hi)
         inside = [t for t, (p, c) in enumerate(zip(pixels.tolist(), centers.tolist()))
                   if c - delta < x[p] < c + delta]
         pre = w1 @ x + b1
-        return x, pre, inside, float(d @ np.maximum(pre, 0.0)) + k >= margin - SLACK and not inside
+        return x, pre, inside, float(d @ np.maximum(pre, 0.0)) + k >= margin - SLACK
 
     def solve_with_cuts(x_lo, x_hi, phase, rounds: int) -> tuple[float, np.ndarray] | None:
         """The node's program, tightened by up to `rounds` rounds of cuts (valid in the whole tree, so kept)."""
         solved = solve(x_lo, x_hi, phase)
         for _ in range(rounds):
-            if solved is None or solved[0] < margin - SLACK or answers(solved[1], x_lo, x_hi)[3] \
-                    or not add_cuts(solved[1], phase[units] == 0):
+            if solved is None or solved[0] < margin - SLACK:
+                break
+            _, _, inside, meets = answers(solved[1], x_lo, x_hi)
+            if (meets and not inside) or not add_cuts(solved[1], phase[units] == 0):
                 break
             solved = solve(x_lo, x_hi, phase)
         return solved
@@ -244,11 +247,11 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
         best, values = solved
         if best < margin - SLACK:
             return []
-        x, pre, inside, reached = answers(values, x_lo, x_hi)
-        if reached:
+        x, pre, inside, meets = answers(values, x_lo, x_hi)
+        if meets and not inside:
             return Decision("feasible", x)
         free = np.flatnonzero(split & (phase == 0))
-        if inside and (free.size == 0 or float(d @ np.maximum(pre, 0.0)) + k >= margin - SLACK):
+        if inside and (meets or free.size == 0):
             # a disjunction keeps a point that is a counterexample of the network: its two sides
             p, c = int(pixels[inside[0]]), float(centers[inside[0]])
             sides = []

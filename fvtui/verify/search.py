@@ -26,9 +26,9 @@ from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, Ve
 Report = Callable[[str, Any], None]
 # A query Marabou has not settled in this many seconds (BAB_AFTER on one hidden layer) goes to HiGHS
 # (_decide: bab.py for one hidden layer, else milp.py): if that proves it infeasible the query is UNSAT.
-# If it finds an input, the query is SAT and Marabou is asked for a counterexample in the box narrowed to NARROW around that
-# input (a sub-box of the query's, where most ReLUs are decided); the point kept is always
-# Marabou's, a valid answer to the whole query. Whatever is not settled so gets the rest of the
+# If it finds an input, the query is SAT and Marabou is asked for a counterexample in the box narrowed
+# to NARROW around that input (a sub-box of the query's, where most ReLUs are decided); the point kept
+# is always Marabou's, a valid answer to the whole query. Whatever is not settled so gets the rest of the
 # budget on the whole query. Queries Marabou settles in time are untouched.
 MILP_AFTER = 10.0
 # On one hidden layer the hand-over goes to branch and bound (bab.py), which decides at once most of what
