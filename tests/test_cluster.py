@@ -335,14 +335,26 @@ def test_bench_on_local_2_resumes_after_a_kill(tmp_path):
             "--cluster", "local:2"]
     killed = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     frozen = []
-    try:
-        wait_for(lambda: (group / "random-none-s0" / "rounds" / "0002").exists()
-                 and (group / "random-none-s1").exists(), 180)
-        # Sessions stopped where they are: the cluster's workers take a moment to follow their parent,
-        # and seed 1's sessions (a second's work) once finished meanwhile.
-        frozen = session_processes(tag)
+
+    def frozen_mid_benchmark() -> bool:
+        """Stop the sessions where they are, then look: seed 0's random session done, seed 1's saved, running
+        and short of its last round. Looking first and stopping after once let seed 1's (a second's work) finish
+        in between on a busy machine; the cluster's workers also take a moment to follow their parent."""
+        frozen[:] = session_processes(tag)
         for pid in frozen:
-            os.kill(pid, signal.SIGSTOP)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        running = any(b"random-none-s1" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in frozen)
+        if (running and (group / "random-none-s0" / "rounds" / "0002").exists() and (group / "random-none-s1").exists()
+                and not (group / "random-none-s1" / "rounds" / "0002").exists()):
+            return True
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        return False
+
+    try:
+        wait_for(frozen_mid_benchmark, 180)
     finally:
         killed.send_signal(signal.SIGKILL)
         killed_output = killed.communicate()[0]
