@@ -120,6 +120,40 @@ async def test_budget_edits_are_refused_when_invalid_then_saved_and_used(store, 
         assert screen.session.rounds[0].settings.advs_per_sample == 2
 
 
+async def test_the_budget_form_says_from_which_round_a_save_applies_while_rounds_go_on(store, demo):
+    loader, gate = gated_loader(demo)
+    app = make_app(store, new_config=tiny_config(rounds=3), new_name="s", loader=loader)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.screen
+        await pilot.press("p")  # pause before the first round
+        gate.set()
+        await wait_state(pilot, screen, "paused")
+        await pilot.press("e")
+        form = app.screen
+        assert isinstance(form, SettingsScreen)
+
+        def title() -> str:
+            return str(form.query_one(".dialog-title").render())
+
+        titles = [title()]
+        screen.runner.resume()  # the form stays open: the session's p would type into it
+
+        def finished() -> bool:
+            if title() != titles[-1]:
+                titles.append(title())
+            return screen.runner.state == "finished" and screen.query_one(StatusLine).state == "finished"
+
+        await wait_for(pilot, finished, what="3 rounds")
+        await pilot.pause()
+        if title() != titles[-1]:
+            titles.append(title())
+        # a round runs with the settings it started with: while round r runs, a save applies from r + 1
+        assert titles == [f"Next rounds of s (from round {r})" for r in (1, 2, 3, 4)] and app.screen is form
+        form.query_one("#field-eps_step", Input).value = "0.07"
+        await pilot.press("ctrl+s")
+        assert "saved for round 4 on: eps_step 0.05 → 0.07" in log_text(screen)
+
+
 class EndlessSolver:
     """Stands in for the solver pool: the first search runs until cancelled, later ones find nothing."""
 

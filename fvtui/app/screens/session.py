@@ -161,6 +161,7 @@ class SessionScreen(Screen):
             status.set_state(message.state)
         status.pausing = self.runner.pause_requested
         self.refresh_bindings()
+        self._retitle_budget_form()
         if message.state not in ("starting", "running"):  # no round waits for labels any more
             self._wanted = None
             if isinstance(self.app.screen, LabelScreen):
@@ -185,6 +186,7 @@ class SessionScreen(Screen):
         event = message.event
         status = self.query_one(StatusLine)
         if isinstance(event, RoundStarted):
+            self._retitle_budget_form()
             if self.query_one(LearningCurve).initial is None:  # a new session's initial model is saved now
                 self._draw_curve()
             status.set_phase(event.round, "select")
@@ -391,15 +393,22 @@ class SessionScreen(Screen):
                 return
             changed = [f"{k} {getattr(before, k)} → {getattr(settings, k)}" for k in settings.__dataclass_fields__
                        if getattr(before, k) != getattr(settings, k)]
-            next_round = len(self.session.rounds) + (2 if self.runner.busy else 1)
+            next_round = self._next_round()
             self.log_panel.add(f"saved for round {next_round} on: " + (", ".join(changed) or "no change")
                                + f"; target {rounds} rounds", "success")
             self.notify(f"saved: applies from round {next_round}")
             self._describe_session()
             self.runner.wake()
 
-        next_round = len(self.session.rounds) + (2 if self.runner.busy else 1)
-        self.app.push_screen(SettingsScreen(self.session, next_round), apply)
+        self.app.push_screen(SettingsScreen(self.session, self._next_round()), apply)
+
+    def _next_round(self) -> int:
+        """The first round a budget saved now applies to: the one in progress has its settings already."""
+        return len(self.session.rounds) + (2 if self.runner.busy else 1)
+
+    def _retitle_budget_form(self) -> None:
+        if isinstance(self.app.screen, SettingsScreen) and self.session is not None:
+            self.app.screen.show_next_round(self._next_round())
 
     def action_round(self, delta: int) -> None:
         if self.session is None:

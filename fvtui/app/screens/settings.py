@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from textual.widgets import Static
+
 from ...config import RoundSettings
 from ...errors import UserError
 from ...schema import Setting, scoped
@@ -47,10 +49,18 @@ class SettingsScreen(FormDialog):
     """Dismisses with (settings, rounds target) or None."""
 
     def __init__(self, session: Session, next_round: int) -> None:
-        super().__init__(f"Next rounds of {session.name} (from round {next_round})",
+        super().__init__(self._title(session, next_round),
                          [*round_fields(session.settings), Field("rounds", "rounds (target)", int,
                                                                  session.config.rounds)])
         self.session = session
+
+    @staticmethod
+    def _title(session: Session, next_round: int) -> str:
+        return f"Next rounds of {session.name} (from round {next_round})"
+
+    def show_next_round(self, next_round: int) -> None:
+        """Rounds go on while the form is open: the title keeps saying where a save would apply."""
+        self.query_one(".dialog-title", Static).update(self._title(self.session, next_round))
 
     def checked(self) -> tuple[RoundSettings, int]:
         values = schema_values(self.form.values())
