@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,15 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _console() -> Console:
+    """Rich fits its tables to a terminal, and to 80 columns when output goes to a pipe or a file; there
+    nothing is cut (a session name cut to "fashionmnist…" cannot be resumed) and each row stays one line."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 10_000)
+
+
 def print_list(store: SessionStore) -> int:
     summaries = store.list()
-    console = Console(highlight=False)
+    console = _console()
     if not summaries:
         console.print(f"no sessions in {store.root}; start one with: fvtui new --dataset demo")
         return 0
@@ -70,7 +77,7 @@ def print_show(store: SessionStore, name: str, as_json: bool) -> int:
     if as_json:
         print(json.dumps(data, indent=2))
         return 0
-    console = Console(highlight=False)
+    console = _console()
     cfg = data["config"]
     console.print(f"[bold]{name}[/]  {cfg['dataset']}  {cfg['strategy']}+{cfg['augment']}  seed {cfg['seed']}  "
                   f"hidden {','.join(map(str, cfg['hidden']))}  rounds {len(data['rounds'])}/{cfg['rounds']}")

@@ -26,12 +26,13 @@ def snapshot(path):
 
 def test_headless_run_show_list_export(tmp_path):
     sessions = tmp_path / "s"
-    run = fvtui("new", "--headless", "--dataset", "demo", "--name", "a", "--augment", "fgsm", *SMALL,
+    name = "a-name-too-long-for-80-columns-beside-the-other-columns"  # piped output: nothing cut
+    run = fvtui("new", "--headless", "--dataset", "demo", "--name", name, "--augment", "fgsm", *SMALL,
                 sessions=sessions, check=0)
     lines = [ln for ln in run.stdout.splitlines() if ln.startswith("round")]
     assert len(lines) == 2 and "labeled     30" in lines[0] and "labeled     40" in lines[1]
-    shown = json.loads(fvtui("show", "a", "--json", sessions=sessions, check=0).stdout)
-    assert shown["name"] == "a"
+    shown = json.loads(fvtui("show", name, "--json", sessions=sessions, check=0).stdout)
+    assert shown["name"] == name
     assert {k: shown["config"][k] for k in ("dataset", "strategy", "augment", "seed")} == \
         {"dataset": "demo", "strategy": "fvaal", "augment": "fgsm", "seed": 0}  # fvaal: the default strategy
     assert {k: shown["config"][k] for k in ("init", "train_initial", "protocol")} == \
@@ -42,9 +43,13 @@ def test_headless_run_show_list_export(tmp_path):
     assert set(shown["rounds"][0]["verification"]) == {"sat", "unsat", "timeout", "error", "spurious"}
     assert f"{accuracies[-1]:.4f}" in lines[-1]
     listing = fvtui("list", sessions=sessions, check=0).stdout
-    assert "a" in listing and "fvaal+fgsm" in listing and "2/2" in listing
+    row = [line.split() for line in listing.splitlines()][1]
+    assert row[:4] == [name, "demo", "fvaal+fgsm", "2/2"], listing
+    shown_table = fvtui("show", name, sessions=sessions, check=0).stdout.splitlines()
+    assert shown_table[0].split()[0] == name and shown_table[3].split() == [
+        "round", "labeled", "synthetic", "accuracy", "seconds", "sat", "unsat", "timeout", "error", "spurious"]
     out = tmp_path / "export"
-    fvtui("export", "a", "--out", str(out), sessions=sessions, check=0)
+    fvtui("export", name, "--out", str(out), sessions=sessions, check=0)
     csv_rows = (out / "learning_curve.csv").read_text().splitlines()
     assert len(csv_rows) == 3 and csv_rows[0].startswith("round,labeled,synthetic,test_accuracy")
     import numpy as np
