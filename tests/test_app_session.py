@@ -120,7 +120,7 @@ async def test_budget_edits_are_refused_when_invalid_then_saved_and_used(store, 
         assert screen.session.rounds[0].settings.advs_per_sample == 2
 
 
-async def test_the_budget_form_says_from_which_round_a_save_applies_while_rounds_go_on(store, demo):
+async def test_the_budget_form_says_from_which_round_a_save_applies_and_what_a_field_means(store, demo):
     loader, gate = gated_loader(demo)
     app = make_app(store, new_config=tiny_config(rounds=3), new_name="s", loader=loader)
     async with app.run_test(size=(160, 45)) as pilot:
@@ -149,6 +149,24 @@ async def test_the_budget_form_says_from_which_round_a_save_applies_while_rounds
             titles.append(title())
         # a round runs with the settings it started with: while round r runs, a save applies from r + 1
         assert titles == [f"Next rounds of s (from round {r})" for r in (1, 2, 3, 4)] and app.screen is form
+
+        def help_text() -> str:
+            return str(form.query_one("#form-help").render())
+
+        form.query_one("#field-eps_start", Input).focus()
+        await pilot.pause()
+        assert help_text() == "first L-inf radius of the fv search (dfal/fvaal: their example's size + eps step)"
+        await pilot.press("tab")
+        assert help_text() == "radius growth after an UNSAT query"
+        form.query_one("#field-strategy").focus()
+        await pilot.pause()
+        assert help_text().startswith("query strategy") and form.query_one("#form-help").display
+        form.query_one("#field-eps_step", Input).value = "2"
+        await pilot.pause()  # the reason a value is refused takes the help's place
+        assert form.query_one("#form-error").display and not form.query_one("#form-help").display
+        form.query_one("#field-eps_step", Input).value = "0.05"
+        await pilot.pause()
+        assert not form.query_one("#form-error").display and form.query_one("#form-help").display
         form.query_one("#field-eps_step", Input).value = "0.07"
         await pilot.press("ctrl+s")
         assert "saved for round 4 on: eps_step 0.05 → 0.07" in log_text(screen)

@@ -19,8 +19,10 @@ class NewSessionScreen(FormDialog):
     def __init__(self, store: SessionStore) -> None:
         defaults = SessionConfig(dataset="demo")
         super().__init__("New session", [
-            Field("name", "name (empty: automatic)", str, ""),
-            Field("dataset", "dataset", DATASETS, defaults.dataset),
+            Field("name", "name (empty: automatic)", str, "", "the session's folder; empty: "
+                  "dataset-strategy-augment-sSEED"),
+            Field("dataset", "dataset", DATASETS, defaults.dataset, "your own images: fvtui new --dataset PATH "
+                  "(a folder with one subfolder per class, or an .npz)"),
             *(schema_field(s, getattr(defaults, s.name)) for s in scoped("session") if s.flag),
             *round_fields(defaults.settings),
         ])

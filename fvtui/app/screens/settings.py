@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from ...config import RoundSettings
 from ...errors import UserError
-from ...schema import Setting, scoped
+from ...schema import BY_NAME, Setting, scoped
 from ...store import Session
 from ..widgets.form import Field
 from .form_dialog import FormDialog
@@ -21,18 +21,16 @@ from .form_dialog import FormDialog
 def schema_field(setting: Setting, value) -> Field:
     """A form field for a setting: choices as a list, layer widths as text, the rest typed."""
     if setting.kind == "choice":
-        return Field(setting.name, setting.form_label, tuple(setting.choices()), value)
+        return Field(setting.name, setting.form_label, tuple(setting.choices()), value, setting.help)
     if setting.kind is bool:
-        return Field(setting.name, setting.form_label, ("off", "on"), setting.shown(value))
+        return Field(setting.name, setting.form_label, ("off", "on"), setting.shown(value), setting.help)
     if setting.kind == "widths":
-        return Field(setting.name, setting.form_label, str, setting.shown(value))
-    return Field(setting.name, setting.form_label, setting.kind, value)
+        return Field(setting.name, setting.form_label, str, setting.shown(value), setting.help)
+    return Field(setting.name, setting.form_label, setting.kind, value, setting.help)
 
 
 def schema_values(values: dict) -> dict:
     """Form values back to setting values (widths parsed, on/off to booleans)."""
-    from ...schema import BY_NAME
-
     out = dict(values)
     for key, value in values.items():
         setting = BY_NAME.get(key)
@@ -51,7 +49,7 @@ class SettingsScreen(FormDialog):
     def __init__(self, session: Session, next_round: int) -> None:
         super().__init__(self._title(session, next_round),
                          [*round_fields(session.settings), Field("rounds", "rounds (target)", int,
-                                                                 session.config.rounds)])
+                                                                 session.config.rounds, BY_NAME["rounds"].help)])
         self.session = session
 
     @staticmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import Input, Label, Select, Static
@@ -22,12 +23,14 @@ class Field:
     label: str
     kind: Any  # int, float, str, or a tuple of the allowed choices
     value: Any
+    help: str = ""  # shown under the grid while the field has the focus (the flag's --help text)
 
 
 class Form(Vertical):
     def __init__(self, fields: list[Field], **kwargs) -> None:
         super().__init__(**kwargs)
         self.fields = fields
+        self._help = ""
 
     def compose(self) -> ComposeResult:
         with Grid(classes="form-grid"):
@@ -39,7 +42,24 @@ class Form(Vertical):
                 else:
                     restrict = {int: r"-?[0-9]*", float: r"-?[0-9.eE+-]*"}.get(f.kind)
                     yield Input(str(f.value), restrict=restrict, compact=True, id=f"field-{f.key}")
+        yield Static("", id="form-help")
         yield Static("", id="form-error")
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """What the focused field means: a label has no room to say that fvaal starts from its own eps."""
+        node = event.widget
+        while node is not None and node is not self and not (node.id or "").startswith("field-"):
+            node = node.parent
+        field = next((f for f in self.fields if node is not None and node.id == f"field-{f.key}"), None)
+        self._help = field.help if field else ""
+        self.query_one("#form-help", Static).update(self._help)
+        self._show_help()
+
+    def _show_help(self) -> None:
+        """The help takes the error's place, only while there is no error: an 80 x 24 terminal has no line
+        to spare for both."""
+        shown = bool(self._help) and not self.query_one("#form-error", Static).has_class("-shown")
+        self.query_one("#form-help", Static).set_class(shown, "-shown")
 
     def values(self) -> dict[str, Any]:
         """Typed values; UserError naming the field when one does not parse."""
@@ -64,3 +84,4 @@ class Form(Vertical):
         error = self.query_one("#form-error", Static)
         error.update(message)
         error.set_class(bool(message), "-shown")
+        self._show_help()
