@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from test_app_support import (demo_loader, finished_session, fv_config, gated_loader, solver_children, tiny_config,
                               wait_for, wait_state)
@@ -89,15 +91,22 @@ async def test_pause_and_resume(store, demo):
         assert "Resume" not in [k.description for k in screen.query_one(Footer).query(FooterKey)]
 
 
-async def test_budget_edits_are_refused_when_invalid_then_saved_and_used(store, demo):
+@contextlib.asynccontextmanager
+async def paused_before_round_one(store, demo, rounds: int):
+    """A new session 's' of tiny rounds, paused before its first: the p lands while the data loads."""
     loader, gate = gated_loader(demo)
-    app = make_app(store, new_config=tiny_config(rounds=1), new_name="s", loader=loader)
+    app = make_app(store, new_config=tiny_config(rounds=rounds), new_name="s", loader=loader)
     async with app.run_test(size=(160, 45)) as pilot:
-        screen = app.screen
-        await pilot.press("p")  # pause before the first round
-        assert screen.runner.pause_requested
+        await pilot.press("p")
+        assert app.screen.runner.pause_requested
         gate.set()
-        await wait_state(pilot, screen, "paused")
+        await wait_state(pilot, app.screen, "paused")
+        yield app, pilot
+
+
+async def test_budget_edits_are_refused_when_invalid_then_saved_and_used(store, demo):
+    async with paused_before_round_one(store, demo, rounds=1) as (app, pilot):
+        screen = app.screen
         assert not screen.session.rounds
         await pilot.press("e")
         form = app.screen
@@ -121,13 +130,8 @@ async def test_budget_edits_are_refused_when_invalid_then_saved_and_used(store, 
 
 
 async def test_the_budget_form_says_from_which_round_a_save_applies_and_what_a_field_means(store, demo):
-    loader, gate = gated_loader(demo)
-    app = make_app(store, new_config=tiny_config(rounds=3), new_name="s", loader=loader)
-    async with app.run_test(size=(160, 45)) as pilot:
+    async with paused_before_round_one(store, demo, rounds=3) as (app, pilot):
         screen = app.screen
-        await pilot.press("p")  # pause before the first round
-        gate.set()
-        await wait_state(pilot, screen, "paused")
         await pilot.press("e")
         form = app.screen
         assert isinstance(form, SettingsScreen)
@@ -299,13 +303,8 @@ async def test_bad_data_leaves_no_session_and_exits_2(store):
     ("rounds", "", "rounds (target) must be a whole number, not ''"),
 ])
 async def test_the_budget_form_refuses_bad_values_and_saves_nothing(store, demo, field, text, message):
-    loader, gate = gated_loader(demo)
-    app = make_app(store, new_config=tiny_config(rounds=1), new_name="s", loader=loader)
-    async with app.run_test(size=(160, 45)) as pilot:
+    async with paused_before_round_one(store, demo, rounds=1) as (app, pilot):
         screen = app.screen
-        await pilot.press("p")
-        gate.set()
-        await wait_state(pilot, screen, "paused")
         before = (tmp := store.path("s") / "session.json").read_bytes()
         await pilot.press("e")
         form = app.screen
