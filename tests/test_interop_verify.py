@@ -15,7 +15,7 @@ from fvtui.errors import UserError
 from fvtui.interop.command import add_export_flags, add_parser, main_verify
 from fvtui.interop.onnx_export import onnx_bytes, onnx_logits
 from fvtui.interop.onnx_import import read_network
-from fvtui.interop.verify_command import VerifyOptions, run_verify
+from fvtui.interop.verify_command import VerifyOptions, print_report, run_verify
 from fvtui.model import new_model, train
 from fvtui.verify import SolverPool
 
@@ -80,6 +80,15 @@ def test_verify_at_one_eps_gives_the_table_and_pngs(small_onnx, pool, tmp_path, 
         assert r["counterexample_class"] != r["predicted"] and r["counterexample_distance"] <= 0.05 + 1e-6
         assert (tmp_path / "png" / r["png"].split("/")[-1]).is_file()
     json.dumps(report)  # --json prints it as is
+    print_report(report, as_json=False)
+    rows = capsys.readouterr().out.splitlines()[3:6]
+    classes = report["classes"]
+    assert classes[:3] == ["T-shirt/top", "Trouser", "Pullover"]  # the table names them
+    for line, r in zip(rows, report["results"]):
+        assert line.split("  ")[0] == str(r["index"])
+        assert f"  {classes[r['label']]}  " in line and f"  {classes[r['predicted']]}  " in line, line
+        if "counterexample_class" in r:
+            assert f"  {classes[r['counterexample_class']]} at {r['counterexample_distance']:.4f}  " in line, line
 
 
 def test_certified_radius_brackets_the_first_counterexample(small_onnx, pool, tmp_path):

@@ -118,7 +118,8 @@ def run_verify(opts: VerifyOptions, pool=None) -> dict[str, Any]:
         row.pop("_point", None)
     statuses = [r["status"] for r in rows]
     return {
-        "model": str(opts.model), "dataset": dataset.name, "samples": n, "mode": "radius" if opts.radius else "eps",
+        "model": str(opts.model), "dataset": dataset.name, "classes": list(dataset.classes), "samples": n,
+        "mode": "radius" if opts.radius else "eps",
         "eps": eps, "precision": opts.precision if opts.radius else None, "timeout": opts.timeout,
         "layers": [list(w.shape) for w in net.weights], "onnxruntime_max_abs_diff": ort_diff,
         "counts": {s: statuses.count(s) for s in dict.fromkeys(statuses)}, "seconds": round(seconds, 3),
@@ -177,11 +178,12 @@ def print_report(report: dict[str, Any], as_json: bool, file=None) -> None:
           file=file)
     head = ["test", "label", "predicted", "status", "radius in" if radius else "eps", "counterexample", "seconds"]
     table = [head]
+    classes = report["classes"]
     for r in report["results"]:
         where = f"[{r['radius_lower']:.4f}, {r['radius_upper']:.4f}]" if radius else f"{r['eps']:g}"
-        ce = (f"class {r['counterexample_class']} at {r['counterexample_distance']:.4f}"
+        ce = (f"{classes[r['counterexample_class']]} at {r['counterexample_distance']:.4f}"
               if "counterexample_class" in r else "")
-        table.append([str(r["index"]), str(r["label"]), str(r["predicted"]), r["status"], where, ce,
+        table.append([str(r["index"]), classes[r["label"]], classes[r["predicted"]], r["status"], where, ce,
                       f"{r['seconds']:.2f}"])
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for row in table:
