@@ -329,8 +329,12 @@ class SessionScreen(Screen):
         pages = f"page {grid.page + 1}/{grid.pages} (, .)"
         if self.shown_round > done:
             text = f"round {self.shown_round} running · {len(grid.previews)} queried · {pages} · inspect once saved"
+            strategy = self.session.settings.strategy
         else:
             text = f"round {self.shown_round}/{done} · {len(grid.previews)} queried · {pages} · rounds ([ ]) · enter inspects"
+            strategy = self.session.rounds[self.shown_round - 1].settings.strategy
+        if any(p.score for p in grid.previews):  # the number under each picture (none for random)
+            text += f" · number after pred: {strategy} score"
         self.query_one("#samples-title", Static).update(text)
 
     def _title_table(self, text: str) -> None:
