@@ -139,20 +139,21 @@ async def test_the_budget_form_says_from_which_round_a_save_applies_and_what_a_f
         def title() -> str:
             return str(form.query_one(".dialog-title").render())
 
-        titles = [title()]
+        assert title() == "Next rounds of s (from round 1)"
+        told = [1]  # every round the title was given that differs from the one before, as the screen tells it
+        show = form.show_next_round
+
+        def recorded(next_round: int) -> None:
+            show(next_round)
+            if next_round != told[-1]:
+                told.append(next_round)
+
+        form.show_next_round = recorded
         screen.runner.resume()  # the form stays open: the session's p would type into it
-
-        def finished() -> bool:
-            if title() != titles[-1]:
-                titles.append(title())
-            return screen.runner.state == "finished" and screen.query_one(StatusLine).state == "finished"
-
-        await wait_for(pilot, finished, what="3 rounds")
+        await wait_state(pilot, screen, "finished")
         await pilot.pause()
-        if title() != titles[-1]:
-            titles.append(title())
         # a round runs with the settings it started with: while round r runs, a save applies from r + 1
-        assert titles == [f"Next rounds of s (from round {r})" for r in (1, 2, 3, 4)] and app.screen is form
+        assert told == [1, 2, 3, 4] and title() == "Next rounds of s (from round 4)" and app.screen is form
 
         def help_text() -> str:
             return str(form.query_one("#form-help").render())
@@ -197,6 +198,21 @@ class EndlessSolver:
 
     def close(self) -> None:
         pass
+
+
+async def test_the_budget_form_follows_a_stopped_round_back(store, demo):
+    app = make_app(store, new_config=fv_config(rounds=1), new_name="s", loader=demo_loader(demo),
+                   solver_factory=EndlessSolver)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.query_one(StatusLine).phase == "augment", what="verification")
+        await pilot.press("e")
+        form = app.screen
+        assert str(form.query_one(".dialog-title").render()).endswith("(from round 2)")  # round 1 runs
+        screen.runner.stop()  # discards round 1: a save now applies to it
+        await wait_state(pilot, screen, "stopped")
+        await pilot.pause()
+        assert str(form.query_one(".dialog-title").render()).endswith("(from round 1)")
 
 
 async def test_stop_discards_the_round_and_resume_redoes_it(store, demo):
