@@ -200,12 +200,19 @@ class EndlessSolver:
         pass
 
 
-async def test_the_budget_form_follows_a_stopped_round_back(store, demo):
+@contextlib.asynccontextmanager
+async def verifying_forever(store, demo):
+    """A new session 's' whose round 1 verifies until it is cancelled (EndlessSolver)."""
     app = make_app(store, new_config=fv_config(rounds=1), new_name="s", loader=demo_loader(demo),
                    solver_factory=EndlessSolver)
     async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(StatusLine).phase == "augment", what="verification")
+        yield app, pilot
+
+
+async def test_the_budget_form_follows_a_stopped_round_back(store, demo):
+    async with verifying_forever(store, demo) as (app, pilot):
         screen = app.screen
-        await wait_for(pilot, lambda: screen.query_one(StatusLine).phase == "augment", what="verification")
         await pilot.press("e")
         form = app.screen
         assert str(form.query_one(".dialog-title").render()).endswith("(from round 2)")  # round 1 runs
@@ -216,11 +223,8 @@ async def test_the_budget_form_follows_a_stopped_round_back(store, demo):
 
 
 async def test_stop_discards_the_round_and_resume_redoes_it(store, demo):
-    app = make_app(store, new_config=fv_config(rounds=1), new_name="s", loader=demo_loader(demo),
-                   solver_factory=EndlessSolver)
-    async with app.run_test(size=(160, 45)) as pilot:
+    async with verifying_forever(store, demo) as (app, pilot):
         screen = app.screen
-        await wait_for(pilot, lambda: screen.query_one(StatusLine).phase == "augment", what="verification")
         table = screen.query_one(VerificationTable)
         assert table.live and table.row_count == 3
         # the picks, their labels and predictions are on show while their searches run
