@@ -104,14 +104,20 @@ def wait_gone(tag: str, timeout: float) -> list[int]:
     return left
 
 
+def command_line(pid: int) -> bytes:
+    """A process's arguments, NUL-separated; empty once it has gone."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    return b""
+
+
 def session_processes(tag: str) -> list[int]:
     """The tagged processes that run a session (`fvtui new` or `fvtui resume`)."""
     found = []
     for pid in tagged_processes(tag):
-        with contextlib.suppress(OSError):
-            words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if b"new" in words or b"resume" in words:
-                found.append(pid)
+        words = command_line(pid).split(b"\0")
+        if b"new" in words or b"resume" in words:
+            found.append(pid)
     return found
 
 
@@ -344,7 +350,7 @@ def test_bench_on_local_2_resumes_after_a_kill(tmp_path):
         for pid in frozen:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP)
-        running = any(b"random-none-s1" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in frozen)
+        running = any(b"random-none-s1" in command_line(pid) for pid in frozen)
         if (running and (group / "random-none-s0" / "rounds" / "0002").exists() and (group / "random-none-s1").exists()
                 and not (group / "random-none-s1" / "rounds" / "0002").exists()):
             return True

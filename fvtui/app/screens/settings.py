@@ -20,13 +20,14 @@ from .form_dialog import FormDialog
 
 def schema_field(setting: Setting, value) -> Field:
     """A form field for a setting: choices as a list, layer widths as text, the rest typed."""
+    kind = setting.kind
     if setting.kind == "choice":
-        return Field(setting.name, setting.form_label, tuple(setting.choices()), value, setting.help)
-    if setting.kind is bool:
-        return Field(setting.name, setting.form_label, ("off", "on"), setting.shown(value), setting.help)
-    if setting.kind == "widths":
-        return Field(setting.name, setting.form_label, str, setting.shown(value), setting.help)
-    return Field(setting.name, setting.form_label, setting.kind, value, setting.help)
+        kind = tuple(setting.choices())
+    elif setting.kind is bool:
+        kind, value = ("off", "on"), setting.shown(value)
+    elif setting.kind == "widths":
+        kind, value = str, setting.shown(value)
+    return Field(setting.name, setting.form_label, kind, value, setting.help)
 
 
 def schema_values(values: dict) -> dict:
