@@ -126,9 +126,9 @@ def test_an_unsat_query_left_by_marabou_is_settled_by_branch_and_bound(monkeypat
     assert len(result.counterexamples) == 2
 
 
-def test_the_first_query_of_each_level_is_offered_to_branch_and_bound_and_the_points_stay_marabous(monkeypatch):
-    """Default mode, one hidden layer: the first query at each eps is branch and bound's for PROOF_FIRST
-    linear programs, and its UNSAT settles the level without Marabou; everything else is Marabou's as before.
+def test_a_query_without_a_witness_is_offered_to_branch_and_bound_and_the_points_stay_marabous(monkeypatch):
+    """Default mode, one hidden layer: a query without a corner witness is branch and bound's for PROOF_FIRST
+    linear programs, and its UNSAT settles it without Marabou; everything else is Marabou's as before.
     The same search without that proof gives the same verdicts and bit-identical counterexamples."""
     import fvtui.verify.search as search
 
@@ -151,46 +151,52 @@ def test_the_first_query_of_each_level_is_offered_to_branch_and_bound_and_the_po
     assert_same_search(offered, plain, 3)
 
 
-def test_a_query_after_a_slow_one_is_offered_too_and_the_points_stay_marabous(monkeypatch):
-    """A query whose level's previous query kept Marabou busier than SLOW_WORK is offered to branch and
-    bound like a level's first (with SLOW_WORK at -1, every query is): the same verdicts and bit-identical
-    counterexamples as the search that offers only first queries."""
+def test_only_queries_without_a_witness_are_offered_and_the_points_stay_marabous(monkeypatch):
+    """The offer goes to exactly the queries the corner witness leaves open, every UNSAT one among them, and
+    not to the SAT ones it answers (there are some after an UNSAT level). Without the witness every query is
+    offered: the same verdicts and bit-identical counterexamples."""
     import fvtui.verify.search as search
 
     net, x, w, r = search_case()
-    real = bab.decide
+    real, real_witness = bab.decide, search.corner_witness
 
-    def run(slow_work):
-        monkeypatch.setattr(search, "SLOW_WORK", slow_work)
-        offers = []
+    def run(witness):
+        offers, witnessed = [], []
         monkeypatch.setattr(bab, "decide", lambda *a, **k: offers.append(1) or real(*a, **k))
-        return search_counterexamples(net, x, w, r, k=4, eps_start=0.001, eps_step=0.01, timeout=20), len(offers)
+        monkeypatch.setattr(search, "corner_witness", lambda *a: witnessed.append(witness(*a)) or witnessed[-1])
+        result = search_counterexamples(net, x, w, r, k=4, eps_start=0.001, eps_step=0.01, timeout=20)
+        return result, len(offers), [p is not None for p in witnessed]
 
-    every, offered_every = run(-1)
-    firsts, offered_firsts = run(float("inf"))
-    asked = [q for q in every.queries if not q.presolved]
-    assert offered_every == len(asked)  # every query sent was offered first ...
-    assert offered_firsts == len({q.eps for q in asked}) < offered_every  # ... where only levels' firsts were
-    assert_same_search(every, firsts, 4)
+    every, offered_every, _ = run(lambda *a: None)
+    gated, offered_gated, found = run(real_witness)
+    asked = [q for q in gated.queries if not q.presolved]
+    assert offered_every == len(asked) == len(found)  # without a witness every query sent is offered ...
+    assert offered_gated == found.count(False) < offered_every  # ... with it, those it left open
+    assert not any(f and q.status == "unsat" for f, q in zip(found, asked))
+    assert any(q.status == "unsat" for q in asked) and any(found[i] for i, q in enumerate(asked)
+                                                          if i and asked[i - 1].status == "unsat")
+    assert_same_search(every, gated, 4)
 
 
-def test_the_offer_after_a_hard_query_counts_marabous_work_not_seconds(monkeypatch):
-    """A query slow only because the machine is busy is not followed by an offer: a search offers the same
-    queries on any machine and load, and Marabou meets the same history (worker.py)."""
+def test_the_fork_after_a_hard_query_counts_marabous_work_not_seconds(monkeypatch):
+    """A query slow only because the machine is busy does not send the next one's slice to a fork: a search
+    runs the same way on any machine and load, and Marabou meets the same history (worker.py)."""
     import fvtui.verify.search as search
 
     net, x, w, r = search_case()
-    real_solve, real = search.solve, bab.decide
+    real_solve, real_apart = search.solve, search.solve_apart
 
     def run(delay):
-        offers = []
-        monkeypatch.setattr(bab, "decide", lambda *a, **k: offers.append(1) or real(*a, **k))
+        forks = []
+        monkeypatch.setattr(search, "solve_apart", lambda *a: forks.append(1) or real_apart(*a))
         monkeypatch.setattr(search, "solve", lambda *a: time.sleep(delay) or real_solve(*a))
-        return search_counterexamples(net, x, w, r, k=4, eps_start=0.001, eps_step=0.01, timeout=20), len(offers)
+        return search_counterexamples(net, x, w, r, k=4, eps_start=0.001, eps_step=0.01, timeout=20), len(forks)
 
-    busy, offered_busy = run(0.55)  # every query over the 0.5 s that was the trigger before
-    idle, offered_idle = run(0.0)
-    assert offered_busy == offered_idle == len({q.eps for q in idle.queries if not q.presolved})
+    busy, forked_busy = run(0.55)  # every query over the 0.5 s that SLOW_WORK stands for
+    idle, forked_idle = run(0.0)
+    assert forked_busy == forked_idle == 0
+    monkeypatch.setattr(search, "SLOW_WORK", -1)  # every query counts as hard: the next slice is forked
+    assert run(0.0)[1] > 0
     assert_same_search(busy, idle, 4)
 
 

@@ -22,14 +22,15 @@ from .network import Network
 from .query import FirstLayerEquations, Solved, build_query, solve
 from .region import RegionLP
 from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, VerifyResult, encode_point
+from .witness import corner_witness
 
 Report = Callable[[str, Any], None]
 # A query Marabou has not settled in this many seconds (BAB_AFTER on one hidden layer) goes to HiGHS
 # (_decide: bab.py for one hidden layer, else milp.py): if that proves it infeasible the query is UNSAT.
-# If it finds an input, the query is SAT and Marabou is asked for a counterexample in the box narrowed
-# to NARROW around that input (a sub-box of the query's, where most ReLUs are decided); the point kept
-# is always Marabou's, a valid answer to the whole query. Whatever is not settled so gets the rest of the
-# budget on the whole query. Queries Marabou settles in time are untouched.
+# If it finds an input (or the query has a corner witness, witness.py: then HiGHS is not asked), the query
+# is SAT and Marabou is asked for a counterexample in the box narrowed to NARROW around that input (a
+# sub-box of the query's, where most ReLUs are decided); the point kept is always Marabou's, a valid answer
+# to the whole query. Whatever is not settled so gets the rest of the budget on the whole query. Queries Marabou settles in time are untouched.
 MILP_AFTER = 10.0
 # On one hidden layer the hand-over goes to branch and bound (bab.py), which decides at once most of what
 # Marabou holds for seconds: in 13 rounds of a random+fv session at 32 hidden units (Fashion-MNIST, seed 0)
@@ -39,23 +40,21 @@ MILP_AFTER = 10.0
 # timeout, one second. Deeper networks keep MILP_AFTER: their MILP was not measured against so short a slice.
 BAB_AFTER = 1.0
 NARROW = 0.01
-# On one hidden layer, the first query at each eps level (where a search meets its UNSAT proofs:
-# Marabou spent its MILP_AFTER seconds on most of them before branch and bound settled them in one
-# or two) goes to branch and bound first, for up to this many linear programs. Only its UNSAT is used:
-# anything else goes on to Marabou as before, so every point is still Marabou's answer to the whole
-# query. A budget of work, not of seconds (it was 2 s): what the offer settles decides which queries
+# On one hidden layer, a query without a corner witness (witness.py: nearly every SAT query has one, no
+# UNSAT query can) goes to branch and bound first, for up to this many linear programs. Only its UNSAT is
+# used: anything else goes on to Marabou as before, so every point is still Marabou's answer to the whole
+# query. A budget of work, not of seconds (it was 2 s): what this offer settles decides which queries
 # Marabou solves, and so, through the process's history, the points it finds next (worker.py); counted
 # in programs, that is the same on any machine and load. At 100-160 programs a second here (784-32-10,
 # beside other work) it is about the 2 s it replaces; the proofs it settled took 1-55 (MNIST rounds 7, 10).
+# Before the witness, only a level's first query and one after a hard query had the offer: a level that
+# runs out after some SAT answers then held Marabou for its whole slice (5-9 queries a round, about 1.1 s
+# each, in rounds 1-4 of random+fv at 32 hidden units), and the first queries that were SAT paid for it.
 PROOF_FIRST = 250
-# The same offer goes to a query whose level's previous query kept Marabou busier than this many
-# main-loop iterations: a level also runs out after some SAT answers, once the exclusions leave no
-# point, and Marabou held those UNSAT queries 10-17 s before the hand-over, where branch and bound
-# decides them in 0.1-1.1 s; they mostly follow a slow SAT query. Replayed on reference rounds
-# (784-32-10; random-fv-s0 rounds 4 and 7, badge-fv-s0 round 10), the offer after a query over 0.5 s
-# cost 4.6, 6.6 and 0.4 s and settled queries that had taken 52, 55 and 23 s, 11-15% of the rounds'
-# solver time. Counted in Marabou's work rather than seconds for the reason above: on 612 queries of
-# MNIST 784-32-10 rounds 4 and 7, those over 3,000 iterations were exactly those over 0.5 s.
+# A query whose predecessor kept Marabou busier than this many main-loop iterations has its slice run in
+# a fork (apart.py), where a deaf Marabou costs nothing but the fork: such queries mostly follow a slow
+# one. Counted in Marabou's work rather than seconds for the reason above: on 612 queries of MNIST
+# 784-32-10 rounds 4 and 7, those over 3,000 iterations were exactly those over 0.5 s.
 SLOW_WORK = 3000
 
 
@@ -175,15 +174,16 @@ def search_counterexamples(
     work = 0  # Marabou's main-loop iterations in the last query
     starts = 0
     while len(found) < k:
-        # branch and bound's offer: a level's first query (the last one had another eps), or one after a hard query
         hard_before = work > SLOW_WORK
-        offer = not queries or queries[-1].eps != eps or hard_before
         work = 0
         lower, upper = _box(x, eps)
         simple = simplify_exclusions(lower, upper, np.reshape(excluded, (-1, x.size)), delta)
         if simple.infeasible:
             record = QueryRecord(eps, "unsat", 0.0, 0, presolved=True)
         else:
+            # proof that the query is SAT, which spares it branch and bound (the default mode's only)
+            witness = None if region is not None or legacy else corner_witness(
+                net, x, simple.lower, simple.upper, simple.pixels, simple.centers, delta, target_w, runner_up_r, margin)
             n_disj = int(simple.pixels.size)
             resumes = None
             # asked again when the process was stopped while it ran (Ctrl-Z, SIGSTOP): its wall-clock
@@ -207,7 +207,7 @@ def search_counterexamples(
                 solved = None if region is None else _by_programs(
                     region, net, simple, excluded[-1] if excluded else x, target_w, runner_up_r, margin, delta,
                     timeout if exact_tried else first, cores)
-                if region is None and not legacy and offer and bab.applies(net) and first < timeout:
+                if region is None and not legacy and witness is None and bab.applies(net) and first < timeout:
                     proof = bab.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
                                        simple.centers, delta, time_limit=timeout, lp_limit=PROOF_FIRST)
                     solved = Solved("unsat", None, 0.0) if proof.status == "infeasible" else None
@@ -226,8 +226,9 @@ def search_counterexamples(
                     # one that outlasts its slice is hard, however little work Marabou reported (none, if stopped)
                     work += max(solved.work, SLOW_WORK + 1) if solved.status == "timeout" else solved.work
                 if solved.status == "timeout" and first < timeout and not exact_tried:
-                    decision = _decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
-                                       simple.centers, delta, time_limit=left(), cores=cores)
+                    decision = milp.Decision("feasible", witness) if witness is not None else _decide(
+                        net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels, simple.centers,
+                        delta, time_limit=left(), cores=cores)
                     if decision.status == "infeasible":
                         solved, decided_by_milp = Solved("unsat", None, 0.0), True
                     else:
