@@ -347,13 +347,24 @@ def test_an_unsat_query_marabou_does_not_settle_in_time_is_settled_by_the_milp(m
     assert all(np.array_equal(a.x, b.x) for a, b in zip(detour.counterexamples, plain.counterexamples))
 
 
-def test_a_sat_query_marabou_does_not_settle_in_time_is_answered_by_marabou_near_the_milps_input(
-        monkeypatch, mnist_like):
-    """HiGHS finds an input; Marabou, asked within NARROW of it, finds the counterexample kept: a point of
-    the whole query (its box, its exclusions, the runner-up ahead)."""
+@pytest.mark.parametrize("centre", ["witness", "offer", "hand-over"])
+def test_a_sat_query_marabou_does_not_settle_in_time_is_answered_by_marabou_near_a_known_input(
+        monkeypatch, mnist_like, centre):
+    """An input of the query is known (the corner witness; else branch and bound's offer; else HiGHS after the
+    slice); Marabou, asked within NARROW of it, finds the counterexample kept: a point of the whole query (its
+    box, its exclusions, the runner-up ahead). HiGHS runs after the slice only when neither knew an input."""
+    import fvtui.verify.search as search
+
+    if centre != "witness":
+        monkeypatch.setattr(search, "corner_witness", lambda *a: None)
+    if centre == "hand-over":
+        monkeypatch.setattr(search, "PROOF_FIRST", 0)
+    handed_over, real_decide = [], search._decide
+    monkeypatch.setattr(search, "_decide", lambda *a, **k: handed_over.append(1) or real_decide(*a, **k))
     net, x, w, plain, detour = _plain_and_detour(monkeypatch, mnist_like, "sat")
     narrowed = [q for q in detour.queries if q.narrowed]
     assert narrowed and all(q.status == "sat" and not q.milp for q in narrowed)
+    assert bool(handed_over) == (centre == "hand-over")
     assert len(detour.counterexamples) == len(plain.counterexamples) == 4
     for i, ce in enumerate(detour.counterexamples):
         assert np.abs(ce.x - x).max() <= ce.eps + 1e-6 and net.predict(ce.x) != w

@@ -211,6 +211,8 @@ def search_counterexamples(
                     proof = bab.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
                                        simple.centers, delta, time_limit=timeout, lp_limit=PROOF_FIRST)
                     solved = Solved("unsat", None, 0.0) if proof.status == "infeasible" else None
+                    if proof.status == "feasible":  # the narrowing's centre, should Marabou's slice run out
+                        witness = proof.x
                 by_program = solved is not None and solved.status == "sat"
                 decided_by_milp, narrowed = solved is not None and solved.status == "unsat", False
                 if solved is None:
