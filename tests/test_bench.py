@@ -184,7 +184,7 @@ def test_the_output_folder_alone_remakes_the_report_and_skips_finished_sessions(
     for name in OUTPUTS:
         (out / name).unlink()
     empty = tmp_path / "elsewhere"
-    result = bench(empty, "--name", "bench-demo", "--report-only", "--out", str(out), check=0)
+    bench(empty, "--name", "bench-demo", "--report-only", "--out", str(out), check=0)
     for name in OUTPUTS:
         if not name.endswith((".png", ".svg")):
             assert (out / name).read_bytes() == (resumed.results / name).read_bytes(), name
