@@ -30,7 +30,8 @@ Report = Callable[[str, Any], None]
 # If it finds an input (or the query has a corner witness, witness.py: then HiGHS is not asked), the query
 # is SAT and Marabou is asked for a counterexample in the box narrowed to NARROW around that input (a
 # sub-box of the query's, where most ReLUs are decided); the point kept is always Marabou's, a valid answer
-# to the whole query. Whatever is not settled so gets the rest of the budget on the whole query. Queries Marabou settles in time are untouched.
+# to the whole query. Whatever is not settled so gets the rest of the budget on the whole query. Queries
+# Marabou settles in time are untouched.
 MILP_AFTER = 10.0
 # On one hidden layer the hand-over goes to branch and bound (bab.py), which decides at once most of what
 # Marabou holds for seconds: in 13 rounds of a random+fv session at 32 hidden units (Fashion-MNIST, seed 0)
