@@ -195,7 +195,8 @@ def search_counterexamples(
             # proof that the query is SAT, which spares it branch and bound (the default mode's only)
             witness = None if region is not None or legacy else corner_witness(
                 net, x, simple.lower, simple.upper, simple.pixels, simple.centers, delta, target_w, runner_up_r, margin)
-            witnessed = witness is not None  # the offer below may find an input too, for a harder query
+            # A query with a witness is SAT: DeepPoly's bounds can only prune what it need not search
+            tightening = "deeppoly" if witness is None else WITNESSED_TIGHTENING
             n_disj = int(simple.pixels.size)
             resumes = None
             # asked again when the process was stopped while it ran (Ctrl-Z, SIGSTOP): its wall-clock
@@ -236,13 +237,10 @@ def search_counterexamples(
                     else:
                         run = solve_apart if slice_ and hard_before else \
                             solve_guarded if slice_ and deaf is not None else solve
-                        # a witnessed query is SAT: DeepPoly's bounds can only prune what it need not search
-                        lean = slice_ and witnessed and WITNESSED_TIGHTENING != "deeppoly"
-                        solved = run(query(), x.size, left() if exact_tried else first,
-                                     WITNESSED_TIGHTENING if lean else "deeppoly")
-                        if lean and solved.status == "timeout":
-                            # the rare one that needs DeepPoly's pruning: a slice with it, and on as before
-                            solved = run(query(), x.size, first, "deeppoly")
+                        solved = run(query(), x.size, left() if exact_tried else first, tightening)
+                        if solved.status == "timeout" and tightening != "deeppoly":
+                            # the rare witnessed query that needs DeepPoly's pruning: from here as before
+                            solved = run(query(), x.size, left() if exact_tried else first, "deeppoly")
                     # one that outlasts its slice is hard, however little work Marabou reported (none, if stopped)
                     work += max(solved.work, SLOW_WORK + 1) if solved.status == "timeout" else solved.work
                 if solved.status == "timeout" and first < timeout and not exact_tried:
