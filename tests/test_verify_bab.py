@@ -206,36 +206,6 @@ def test_witnessed_queries_run_without_deeppoly_and_the_rest_keep_it(monkeypatch
     assert all(used == asked for asked, _, used in calls)  # what Marabou ran with, not what stayed set
 
 
-def test_a_witnessed_slice_that_runs_out_without_deeppoly_gets_one_with_it(monkeypatch):
-    """Each witnessed query whose slice without DeepPoly times out is asked again with it, in a slice as
-    long, and nothing is narrowed: the same verdicts and bit-identical points as DeepPoly from the start."""
-    import fvtui.verify.search as search
-
-    net, x, w, r = search_case()
-    real = search.solve
-
-    def run(witnessed, starved):
-        calls = []
-
-        def solve(ipq, n, timeout, tightening="deeppoly"):
-            calls.append((tightening, timeout))
-            if tightening == "none" and starved:
-                return search.Solved("timeout", None, timeout, "timed out")
-            return real(ipq, n, timeout, tightening)
-
-        monkeypatch.setattr(search, "solve", solve)
-        monkeypatch.setattr(search, "WITNESSED_TIGHTENING", witnessed)
-        return search_counterexamples(net, x, w, r, k=4, eps_start=0.001, eps_step=0.01, timeout=20), calls
-
-    starved, calls = run("none", True)
-    plain, plain_calls = run("deeppoly", False)
-    again = [i for i, (t, _) in enumerate(calls) if t == "none"]
-    assert again and all(calls[i + 1] == ("deeppoly", calls[i][1]) for i in again)
-    assert len(calls) == len(plain_calls) + len(again)
-    assert not any(q.narrowed for q in starved.queries)
-    assert_same_search(starved, plain, 4)
-
-
 def test_the_fork_after_a_hard_query_counts_marabous_work_not_seconds(monkeypatch):
     """A query slow only because the machine is busy does not send the next one's slice to a fork: a search
     runs the same way on any machine and load, and Marabou meets the same history (worker.py)."""

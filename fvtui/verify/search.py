@@ -63,9 +63,7 @@ SLOW_WORK = 3000
 # units) and then takes the same simplex steps without it. On 150 such queries of each of five rounds
 # (784-32-10 and 784-128-10), 733 of 750 answers were the same point; 'none' took 0.73-0.98x the time
 # (the DeepPoly pass is 6-8 ms of a 55-60 ms query at 32 units). UNSAT queries keep DeepPoly: it is
-# what proves them. A witnessed query whose slice runs out without it gets a slice with it, and goes on
-# from there as before. Without that second slice, each of two random+fv sessions at 32 units had one
-# query hold its worker for the whole 300 s cap (not traced further; the code before had none in two).
+# what proves them.
 WITNESSED_TIGHTENING = "none"
 
 
@@ -238,9 +236,6 @@ def search_counterexamples(
                         run = solve_apart if slice_ and hard_before else \
                             solve_guarded if slice_ and deaf is not None else solve
                         solved = run(query(), x.size, left() if exact_tried else first, tightening)
-                        if solved.status == "timeout" and tightening != "deeppoly":
-                            # the rare witnessed query that needs DeepPoly's pruning: from here as before
-                            solved = run(query(), x.size, left() if exact_tried else first, "deeppoly")
                     # one that outlasts its slice is hard, however little work Marabou reported (none, if stopped)
                     work += max(solved.work, SLOW_WORK + 1) if solved.status == "timeout" else solved.work
                 if solved.status == "timeout" and first < timeout and not exact_tried:
