@@ -316,8 +316,8 @@ class SpuriousSolver:
 
         real, answers = search.solve, [0]
         for i, t in enumerate(tasks):
-            def solve(query, n, timeout, tightening="deeppoly", x=np.asarray(t.x, np.float32)):
-                solved = real(query, n, timeout, tightening)
+            def solve(query, n, timeout, x=np.asarray(t.x, np.float32)):
+                solved = real(query, n, timeout)
                 if solved.status == "sat":
                     answers[0] += 1
                     if answers[0] % 2:

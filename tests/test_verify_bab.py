@@ -116,8 +116,8 @@ def test_an_unsat_query_left_by_marabou_is_settled_by_branch_and_bound(monkeypat
     monkeypatch.setattr(bab, "decide", lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setattr(milp, "decide", lambda *a, **k: pytest.fail("the MILP was asked on a one-layer network"))
     real_solve = search.solve
-    monkeypatch.setattr(search, "solve", lambda ipq, n, timeout, *t: search.Solved("timeout", None, timeout)
-                        if timeout <= 0.5 else real_solve(ipq, n, timeout, *t))
+    monkeypatch.setattr(search, "solve", lambda ipq, n, timeout: search.Solved("timeout", None, timeout)
+                        if timeout <= 0.5 else real_solve(ipq, n, timeout))
     monkeypatch.setattr(search, "PROOF_FIRST", 0)  # no proof before Marabou: the hand-over's turn
     net, x, w, r = search_case()
     result = search.search_counterexamples(net, x, w, r, k=2, eps_start=0.001, eps_step=0.01, timeout=20,
@@ -176,34 +176,6 @@ def test_only_queries_without_a_witness_are_offered_and_the_points_stay_marabous
     assert any(q.status == "unsat" for q in asked) and any(found[i] for i, q in enumerate(asked)
                                                           if i and asked[i - 1].status == "unsat")
     assert_same_search(every, gated, 4)
-
-
-def test_witnessed_queries_run_without_deeppoly_and_the_rest_keep_it(monkeypatch):
-    """A query with a corner witness is SAT, so Marabou runs it without DeepPoly; every query without one,
-    each UNSAT among them, keeps Marabou's default, whatever an earlier call in the process left set."""
-    import fvtui.verify.search as search
-    from maraboupy import MarabouCore
-
-    net, x, w, r = search_case()
-    real, calls = search.solve, []
-
-    def solve(ipq, n, timeout, tightening="deeppoly"):
-        solved = real(ipq, n, timeout, tightening)
-        calls.append((tightening, solved.status, MarabouCore.Options()._tighteningStrategy))
-        return solved
-
-    earlier = MarabouCore.InputQuery()
-    earlier.setNumberOfVariables(1)
-    earlier.setLowerBound(0, 0.0)
-    earlier.setUpperBound(0, 1.0)
-    assert real(earlier, 1, 1, "none").status == "sat"  # leaves Marabou's process-wide option at 'none'
-    monkeypatch.setattr(search, "solve", solve)
-    monkeypatch.setattr(search, "PROOF_FIRST", 0)  # the UNSAT queries reach Marabou
-    search_counterexamples(net, x, w, r, k=4, eps_start=0.001, eps_step=0.01, timeout=20)
-    assert {asked for asked, status, _ in calls if status == "unsat"} == {"deeppoly"}
-    witnessed = [status for asked, status, _ in calls if asked == search.WITNESSED_TIGHTENING == "none"]
-    assert witnessed and set(witnessed) == {"sat"}
-    assert all(used == asked for asked, _, used in calls)  # what Marabou ran with, not what stayed set
 
 
 def test_the_fork_after_a_hard_query_counts_marabous_work_not_seconds(monkeypatch):
@@ -287,7 +259,7 @@ def test_lp_mode_gives_branch_and_bound_the_whole_budget_once_and_marabou_what_i
     limits, marabou = [], []
     monkeypatch.setattr(bab, "decide", lambda *a, time_limit, **k: limits.append(time_limit) or milp.Decision("unknown"))
     real_solve = search.solve
-    monkeypatch.setattr(search, "solve", lambda ipq, n, timeout, *t: marabou.append(timeout) or real_solve(ipq, n, timeout, *t))
+    monkeypatch.setattr(search, "solve", lambda ipq, n, timeout: marabou.append(timeout) or real_solve(ipq, n, timeout))
     net, x, w, r = search_case()
     result = search_counterexamples(net, x, w, r, k=2, eps_start=0.001, eps_step=0.01, timeout=20, points="lp")
     asked = [q for q in result.queries if not q.presolved]
@@ -381,14 +353,14 @@ def test_a_marabou_slice_that_ignores_its_timeout_is_stopped_and_branch_and_boun
 
     real_solve, slices = apart.solve, tmp_path / "slices"  # a file: the hanging ones run in forks
 
-    def deaf(ipq, n, timeout, *tightening):
+    def deaf(ipq, n, timeout):
         if timeout <= 0.5:  # the slice before the hand-over: the first times out, the others hang
             with slices.open("a") as log:
                 log.write(f"{os.getpid()}\n")
             if len(slices.read_text().split()) == 1:
                 return search.Solved("timeout", None, timeout, work=search.SLOW_WORK + 1)
             time.sleep(HANG)
-        return real_solve(ipq, n, timeout, *tightening)
+        return real_solve(ipq, n, timeout)
 
     monkeypatch.setattr(apart, "solve", deaf)
     monkeypatch.setattr(search, "solve", deaf)

@@ -326,8 +326,8 @@ def _plain_and_detour(monkeypatch, mnist_like, verdict):
     plain = search_counterexamples(net, x, w, r, k=4, eps_start=0.005, eps_step=0.01, timeout=20, milp_after=20)
     real_solve = search.solve
 
-    def solve(ipq, n, timeout, *tightening):
-        answer = real_solve(ipq, n, timeout, *tightening)
+    def solve(ipq, n, timeout):
+        answer = real_solve(ipq, n, timeout)
         if timeout <= 0.5 and answer.status == verdict:
             return search.Solved("timeout", None, timeout, "timed out")
         return answer
@@ -380,9 +380,9 @@ def test_marabou_has_one_second_before_branch_and_bound_and_ten_before_the_milp(
 
     asked, real_solve = [], search.solve
 
-    def solve(ipq, n, timeout, *tightening):
+    def solve(ipq, n, timeout):
         asked.append(timeout)
-        return real_solve(ipq, n, timeout, *tightening)
+        return real_solve(ipq, n, timeout)
 
     monkeypatch.setattr(search, "solve", solve)
     net = random_net(sizes, 3)
@@ -405,13 +405,13 @@ def test_a_narrowed_query_marabou_does_not_finish_is_stopped_and_the_whole_query
     plain = search_counterexamples(net, x, w, r, **settings, milp_after=20)
     real_solve, hung = search.solve, []
 
-    def solve(ipq, n, timeout, *tightening):
+    def solve(ipq, n, timeout):
         if timeout <= 0.5:
             return search.Solved("timeout", None, timeout, "timed out")
         if timeout == 0.7:  # the narrowed query, in its fork
             hung.append(1)
             time.sleep(60)
-        return real_solve(ipq, n, timeout, *tightening)
+        return real_solve(ipq, n, timeout)
 
     monkeypatch.setattr(search, "solve", solve)
     monkeypatch.setattr(apart, "solve", solve)
@@ -480,12 +480,12 @@ def test_a_query_timed_out_across_a_stop_is_asked_again(monkeypatch, mnist_like,
     plain = search_counterexamples(net, x, w, r, **settings)
     real_solve, calls, continued = search.solve, [], [0]
 
-    def solve(ipq, n, timeout, *tightening):
+    def solve(ipq, n, timeout):
         calls.append(timeout)
         if len(calls) == 3:
             continued[0] += stopped
             return search.Solved("timeout", None, timeout, "timed out")
-        return real_solve(ipq, n, timeout, *tightening)
+        return real_solve(ipq, n, timeout)
 
     monkeypatch.setattr(search, "solve", solve)
     starts = []

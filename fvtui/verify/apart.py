@@ -42,7 +42,7 @@ def query_deadline(timeout: float, grace: float) -> float:
     return timeout * 1.25 + grace
 
 
-def solve_guarded(ipq, n_inputs: int, timeout: float, tightening: str = "deeppoly") -> Solved:
+def solve_guarded(ipq, n_inputs: int, timeout: float) -> Solved:
     """query.solve in this process, which the kernel ends with SIGPROF once the call has used
     query_deadline(timeout, SLACK) seconds of CPU: free where solve_apart's fork costs 11 ms, for the
     slices that are rarely hard. CPU time, not wall time, so that a stop (Ctrl-Z) or a busy machine never
@@ -50,12 +50,12 @@ def solve_guarded(ipq, n_inputs: int, timeout: float, tightening: str = "deeppol
     signal.signal(signal.SIGPROF, signal.SIG_DFL)
     signal.setitimer(signal.ITIMER_PROF, query_deadline(timeout, SLACK))
     try:
-        return solve(ipq, n_inputs, timeout, tightening)
+        return solve(ipq, n_inputs, timeout)
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
 
 
-def solve_apart(ipq, n_inputs: int, timeout: float, tightening: str = "deeppoly") -> Solved:
+def solve_apart(ipq, n_inputs: int, timeout: float) -> Solved:
     """query.solve in a fork, killed query_deadline(timeout, SLACK) after it starts: then 'timeout'."""
     parent, start = os.getpid(), time.perf_counter()
     read, write = os.pipe()
@@ -65,7 +65,7 @@ def solve_apart(ipq, n_inputs: int, timeout: float, tightening: str = "deeppoly"
         try:
             die_with_parent(parent)
             try:
-                solved = solve(ipq, n_inputs, timeout, tightening)
+                solved = solve(ipq, n_inputs, timeout)
             except Exception as exc:  # noqa: BLE001 - reported like solve's own errors
                 solved = Solved("error", None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
             with os.fdopen(write, "wb") as out:

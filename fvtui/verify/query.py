@@ -184,17 +184,11 @@ class Solved:
 _STATUS = {"sat": "sat", "unsat": "unsat", "TIMEOUT": "timeout"}
 
 
-def solve(ipq: MarabouCore.InputQuery, n_inputs: int, timeout: float, tightening: str = "deeppoly") -> Solved:
-    """Solve with Marabou's own timeout (whole seconds, rounded up; the pool's kill is the hard limit).
-
-    `tightening` is Marabou's symbolic bound tightening ('deeppoly', its default, or 'none'), always set:
-    a fresh Options() starts from Marabou's process-wide options, so a value set once would stay for
-    every later call in the process.
-    """
+def solve(ipq: MarabouCore.InputQuery, n_inputs: int, timeout: float) -> Solved:
+    """Solve with Marabou's own timeout (whole seconds, rounded up; the pool's kill is the hard limit)."""
     opts = MarabouCore.Options()
     opts._verbosity = 0
     opts._timeoutInSeconds = max(1, math.ceil(timeout))
-    opts._tighteningStrategy = tightening
     t = time.perf_counter()
     code, values, stats = MarabouCore.solve(ipq, opts, "")
     seconds = time.perf_counter() - t

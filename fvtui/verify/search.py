@@ -57,14 +57,6 @@ PROOF_FIRST = 250
 # one. Counted in Marabou's work rather than seconds for the reason above: on 612 queries of MNIST
 # 784-32-10 rounds 4 and 7, those over 3,000 iterations were exactly those over 0.5 s.
 SLOW_WORK = 3000
-# Marabou's symbolic bound tightening for the first slice of a query that has a corner witness. DeepPoly
-# (its default) runs once before the search and after every split, and its bounds only prune: on a
-# query known to be SAT, Marabou rarely splits (0.13 splits a query in random+fv round 4 at 32 hidden
-# units) and then takes the same simplex steps without it. On 150 such queries of each of five rounds
-# (784-32-10 and 784-128-10), 733 of 750 answers were the same point; 'none' took 0.73-0.98x the time
-# (the DeepPoly pass is 6-8 ms of a 55-60 ms query at 32 units). UNSAT queries keep DeepPoly: it is
-# what proves them.
-WITNESSED_TIGHTENING = "none"
 
 
 def _silent(kind: str, payload: Any) -> None:
@@ -193,8 +185,6 @@ def search_counterexamples(
             # proof that the query is SAT, which spares it branch and bound (the default mode's only)
             witness = None if region is not None or legacy else corner_witness(
                 net, x, simple.lower, simple.upper, simple.pixels, simple.centers, delta, target_w, runner_up_r, margin)
-            # A query with a witness is SAT: DeepPoly's bounds can only prune what it need not search
-            tightening = "deeppoly" if witness is None else WITNESSED_TIGHTENING
             n_disj = int(simple.pixels.size)
             resumes = None
             # asked again when the process was stopped while it ran (Ctrl-Z, SIGSTOP): its wall-clock
@@ -235,7 +225,7 @@ def search_counterexamples(
                     else:
                         run = solve_apart if slice_ and hard_before else \
                             solve_guarded if slice_ and deaf is not None else solve
-                        solved = run(query(), x.size, left() if exact_tried else first, tightening)
+                        solved = run(query(), x.size, left() if exact_tried else first)
                     # one that outlasts its slice is hard, however little work Marabou reported (none, if stopped)
                     work += max(solved.work, SLOW_WORK + 1) if solved.status == "timeout" else solved.work
                 if solved.status == "timeout" and first < timeout and not exact_tried:

@@ -76,10 +76,10 @@ def _deafen(deaf: tuple[int, ...]) -> float:
 
     real, job = apart.solve, os.getpid()
 
-    def deaf_solve(ipq, n_inputs: int, timeout: float, tightening: str = "deeppoly"):
+    def deaf_solve(ipq, n_inputs: int, timeout: float):
         while len(deaf) < 2 and os.getpid() == job:
             pass
-        return real(ipq, n_inputs, timeout, tightening)
+        return real(ipq, n_inputs, timeout)
 
     apart.solve = deaf_solve
     return 0.5
