@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import numpy as np
 from test_app_support import demo_loader, settled, wait_for, wait_state
 from textual._compositor import Compositor
 
@@ -97,3 +98,41 @@ async def test_progress_repaints_the_status_line_at_most_twice_a_second(monkeypa
         seconds = time.monotonic() - started
         assert 1 <= len(refreshes) <= 2 * seconds + 2  # twice a second, the clock included, not 40 times
         assert "40 / 50" in str(original(status))
+
+
+async def test_a_grid_out_of_the_layout_for_a_moment_still_paints_every_picture(monkeypatch):
+    """Laid out again at its old size, the grid gets neither a Show nor a Resize: a picture that came while
+    it had no region must not wait for them (a CI run once waited 120 s for the samples panel)."""
+    from textual.app import App
+    from textual.geometry import Region
+
+    from fvtui.app.widgets.previews import Preview, PreviewGrid
+
+    class One(App):
+        def compose(self):
+            yield PreviewGrid()
+
+    misses = [0]  # how many more looks at the grid's region find none, as in the middle of a layout
+    real = PreviewGrid.region.fget
+
+    def region(self):
+        if misses[0]:
+            misses[0] -= 1
+            return Region()
+        return real(self)
+
+    monkeypatch.setattr(PreviewGrid, "region", property(region))
+    app = One()
+    async with app.run_test(size=(100, 30)) as pilot:
+        grid = app.query_one(PreviewGrid)
+        await pilot.pause(0.2)
+        previews = [Preview(1, i, np.linspace(0, 1, 28 * 28), "a", "b", 0.5, 0) for i in range(4)]
+        painted = lambda: not any(card.image.held for card in grid.cards[:4])  # noqa: E731
+        grid.show(previews, (28, 28))  # the cards laid out: the next page comes at the same size
+        await wait_for(pilot, painted, timeout=10, what="the first page painted")
+        await pilot.pause(0.2)
+        misses[0] = 2  # show() finds a region, the first picture's turn does not, nor the look after
+        grid.show(previews[::-1], (28, 28))
+        assert [card.image.held for card in grid.cards[:4]] == [True] * 4
+        await wait_for(pilot, painted, timeout=10, what="every picture painted")
+        assert misses[0] == 0

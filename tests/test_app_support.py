@@ -7,6 +7,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -34,11 +35,11 @@ def fv_config(rounds: int = 2) -> SessionConfig:
     return tiny_config(augment="fv", rounds=rounds, query_size=3, advs_per_sample=2, verify_timeout=5.0)
 
 
-async def wait_for(pilot, predicate, timeout: float = 120.0, what: str = "condition") -> None:
+async def wait_for(pilot, predicate, timeout: float = 120.0, what: str | Callable[[], str] = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
         await pilot.pause(0.05)
 
 
@@ -54,8 +55,13 @@ async def settled(pilot, screen, previews: bool = True) -> None:
         return bool(grids) and all(grid.previews and all(card.image.image is not None and not card.image.held
                                                          for card in grid.cards if card.display) for grid in grids)
 
+    def state() -> str:  # what a timeout says, so that a stall on a busy CI machine tells its cause
+        return "; ".join(f"grid region {grid.region}, {len(grid.previews)} previews, pending {grid._pending is not None}, "
+                         f"held {[card.image.held for card in grid.cards if card.display]}"
+                         for grid in screen.query(PreviewGrid)) or "no grid"
+
     if previews:
-        await wait_for(pilot, painted, what="the samples panel's pictures")
+        await wait_for(pilot, painted, what=lambda: f"the samples panel's pictures ({state()})")
     # then until two looks 0.2 s apart show the same screen: a busy machine lays out and paints late
     shown, deadline = None, time.monotonic() + 30
     while time.monotonic() < deadline:

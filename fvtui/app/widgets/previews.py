@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import Static
 
 from ...pictures import to_pil
@@ -123,6 +124,7 @@ class PreviewGrid(Grid):
         self.page = 0
         self._generation = 0  # a newer show() abandons the painting of an older one
         self._pending: tuple[int, list[PreviewCard]] | None = None  # painting held while hidden
+        self._retry: Timer | None = None  # a look again for a region, while on show without one
 
     def show(self, previews: list[Preview], shape: tuple[int, ...], page: int = 0) -> None:
         if not self.cards or self.cards[0].shape != shape:
@@ -153,14 +155,27 @@ class PreviewGrid(Grid):
             return
         if not self.region:
             self._pending = (generation, cards)
+            self._resume_painting()
             return
         cards[0].image.release()
         self.call_after_refresh(self._paint, generation, cards[1:])
 
     def _resume_painting(self) -> None:
-        if self._pending is not None and self.region:
+        if self._pending is None:
+            return
+        if self.region:
             pending, self._pending = self._pending, None
             self.call_after_refresh(self._paint, *pending)
+        elif self._meant_to_show() and self._retry is None:  # out of the layout for a moment and back at
+            self._retry = self.set_timer(0.2, self._retry_painting)  # the same size: no Show or Resize tells
+
+    def _retry_painting(self) -> None:
+        self._retry = None
+        self._resume_painting()
+
+    def _meant_to_show(self) -> bool:
+        """Meant to be seen: it and every container above it displayed (a hidden panel waits for its Show)."""
+        return self.is_attached and all(node.display for node in self.ancestors_with_self)
 
     @property
     def pages(self) -> int:
