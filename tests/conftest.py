@@ -14,6 +14,12 @@ from fvtui.model import new_model, train
 REAL_DATA = os.environ.get("FVTUI_DATA_DIR")
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """A worker per core, at most four: each imports torch and many start solver processes of their own,
+    so more workers than that crowd the machine and stretch the waits of the timing-bound tests."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
 @pytest.fixture(scope="session")
 def demo():
     return load_dataset("demo")
