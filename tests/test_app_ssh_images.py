@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from rich.console import Console
-from test_app_support import demo_loader, settled, wait_state
+from test_app_support import demo_loader, settled, wait_for, wait_state
 from textual.app import App
 
 from fvtui.app import images, sixel
@@ -255,8 +255,7 @@ async def test_keys_typed_while_replies_are_expected_still_work(store, demo, mon
         await pilot.press("escape")  # could begin one: held a moment, then let through
         await pilot.pause(0.6)
         await pilot.press("left_square_bracket", "4")  # '[' then a key that ends the suspicion
-        await pilot.pause(0.3)
-        assert screen.query_one("#tabs").active == "log"
+        await wait_for(pilot, lambda: screen.query_one("#tabs").active == "log", timeout=10, what="the log panel")
 
 
 def test_reply_filter_patterns():

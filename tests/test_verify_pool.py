@@ -181,7 +181,7 @@ def test_cancel_raises_and_leaves_no_solver_process():
         t0 = time.monotonic()
         with pytest.raises(Cancelled):
             pool.run_searches([task(i, fault="hang", timeout=60) for i in range(3)], cancel=cancel)
-        assert time.monotonic() - t0 < 2.5
+        assert time.monotonic() - t0 < 8  # not the hang's 60 s (0.8 s + grace, later on a busy machine)
         assert solver_children() == []
         assert pool.run_searches([task(1, k=1)])[0].status == "sat"  # still usable
     assert solver_children() == []
