@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from test_app_support import demo_loader, settled, solver_children, wait_for, wait_state
+from solver_processes import solver_children
+from test_app_support import demo_loader, settled, wait_for, wait_state
 from textual.widgets import Input
 
 from fvtui.app.app import make_app

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from test_app_support import (demo_loader, finished_session, fv_config, gated_loader, solver_children, tiny_config,
-                              wait_for, wait_state)
+from solver_processes import solver_children
+from test_app_support import demo_loader, finished_session, fv_config, gated_loader, tiny_config, wait_for, wait_state
 from textual.widgets import Footer, Input
 from textual.widgets._footer import FooterKey
 

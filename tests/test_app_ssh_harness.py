@@ -20,7 +20,7 @@ from PIL import Image
 from ssh_harness import Desktop, find_picture, missing
 from test_app_support import finished_session
 
-from fvtui.app import images, sixel
+from fvtui.app import sixel
 from fvtui.pictures import to_pil
 from fvtui.store import SessionStore
 

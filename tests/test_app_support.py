@@ -82,22 +82,6 @@ async def wait_state(pilot, screen, *states: str, timeout: float = 120.0) -> Non
                    f"runner state in {states} (it is {screen.runner.state!r}, the screen shows {status.state!r})")
 
 
-def solver_children() -> list[int]:
-    """Live solver worker processes started by this process."""
-    me, found = os.getpid(), []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == me and fields[0] != "Z" and b"fvtui.verify.worker" in cmdline:
-            found.append(int(entry))
-    return found
-
 
 def screen_text(app) -> str:
     """The screen as plain text, volatile parts masked: what a person reads, diffable in review."""

@@ -19,6 +19,9 @@ import numpy as np
 import pytest
 
 from fvtui.bench.methods import PAPER, Method, paper_methods, parse_methods, parse_seeds
+from fvtui.bench.runner import Job, longest_first, plan
+from fvtui.bench.spec import resolve
+from fvtui.cli import build_parser
 from fvtui.errors import UserError
 from fvtui.metrics import aubc, within_group_distances
 from fvtui.store import SessionStore
@@ -196,6 +199,34 @@ def test_the_output_folder_alone_remakes_the_report_and_skips_finished_sessions(
     assert "2 finished already, 1 to run" in more.stdout and "random-none-s2" in more.stdout
     assert {r["session"] for r in read_csv(out / "accuracy.csv")} == {"random-none-s0", "random-none-s1",
                                                                       "random-none-s2"}
+
+
+def test_each_seed_starts_with_the_methods_that_took_longest(resumed, tmp_path):
+    """Seeds 0-1 finished, seed 2 to run: its sessions start longest first, by the time each method's
+    finished sessions took, so the run ends on its short ones."""
+    sessions = tmp_path / "sessions"
+    shutil.copytree(resumed.group, sessions / "bench-demo")
+    args = build_parser().parse_args(["--sessions-dir", str(sessions), "bench", "--dataset", "demo", "--methods",
+                                      METHODS, "--seeds", "0-2", *SMALL])
+    store = SessionStore(sessions / "bench-demo")
+    took = {}
+    for name in SESSIONS:
+        with store.open(name, writable=False) as session:
+            took[name] = sum(sum(r.seconds.values()) for r in session.rounds)
+    slugs = ["random-none", "margin-fgsm"]
+    mean = {slug: (took[f"{slug}-s0"] + took[f"{slug}-s1"]) / 2 for slug in slugs}
+    jobs = plan(resolve(args, sessions))
+    assert [job.seed for job in jobs] == [0, 0, 1, 1, 2, 2]
+    assert [job.name for job in jobs if job.seed == 2] == [f"{slug}-s2" for slug in sorted(slugs, key=mean.get,
+                                                                                              reverse=True)]
+
+
+def test_longest_first_puts_unmeasured_methods_first_and_keeps_seeds_in_order():
+    a, b, c = Method("random", "none"), Method("badge", "fv"), Method("dfal", "fgsm")
+    jobs = [Job(m, seed, m.session_name(seed), 0, False) for seed in (3, 1) for m in (a, b, c)]
+    ordered = longest_first(jobs, {a.key: 10.0, b.key: 100.0})
+    assert [job.name for job in ordered] == ["dfal-fgsm-s3", "badge-fv-s3", "random-none-s3",
+                                             "dfal-fgsm-s1", "badge-fv-s1", "random-none-s1"]
 
 
 def test_unfinished_sessions_stay_out_of_every_table(resumed, tmp_path):

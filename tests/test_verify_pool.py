@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from solver_processes import solver_children
 
 from fvtui.errors import Cancelled
 from fvtui.verify import Network, SearchTask, SolverPool
@@ -31,20 +32,6 @@ def task(seed, **kw):
     order = np.argsort(-NET.logits(x))
     settings = dict(k=3, eps_start=0.05, eps_step=0.1, timeout=10) | kw
     return SearchTask(NET, x, int(order[0]), int(order[1]), **settings)
-
-
-def solver_children():
-    """Live worker processes of this test process, found in /proc."""
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
-            cmdline = (status.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(fields["PPid"]) == os.getpid() and b"fvtui.verify.worker" in cmdline:
-            found.append(int(status.parent.name))
-    return found
 
 
 def with_forks(pids):
