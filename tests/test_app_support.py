@@ -82,7 +82,6 @@ async def wait_state(pilot, screen, *states: str, timeout: float = 120.0) -> Non
                    f"runner state in {states} (it is {screen.runner.state!r}, the screen shows {status.state!r})")
 
 
-
 def screen_text(app) -> str:
     """The screen as plain text, volatile parts masked: what a person reads, diffable in review."""
     width, height = app.size
