@@ -134,14 +134,13 @@ def test_a_marabou_slice_deaf_to_its_timeout_ends_its_job_which_runs_again_witho
 
     plain = pool.run_searches([task(4, k=4, timeout=20)])[0]
     before = set(pool.pids())
-    t0 = time.monotonic()
     deaf = pool.run_searches([task(4, k=4, timeout=20, fault="deaf")])[0]
-    elapsed = time.monotonic() - t0
+    # "sat": not the pool's kill at 1.25 x 20 s of a query, which ends the sample as a timeout (no wall-clock
+    # bound here: the alarm counts CPU seconds, which a loaded machine stretches)
     assert plain.status == deaf.status == "sat" and len(deaf.counterexamples) == len(plain.counterexamples) == 4
     assert [(q.eps, q.status) for q in deaf.queries] == [(q.eps, q.status) for q in plain.queries]
     # the two deaf slices' queries: branch and bound's input, then Marabou's point near it (search.NARROW)
     assert sum(q.narrowed for q in deaf.queries) == 2 and not any(q.narrowed for q in plain.queries)
-    assert elapsed < 20 * 1.25  # not the pool's kill
     assert len(before - set(pool.pids())) == 2  # two runs ended by the alarm, their workers replaced
     monkeypatch.setattr(pool_module, "DEAF_RETRIES", 1)
     given_up = pool.run_searches([task(4, k=4, timeout=20, fault="deaf")])[0]
