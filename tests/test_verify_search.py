@@ -402,7 +402,9 @@ def test_a_narrowed_query_marabou_does_not_finish_is_stopped_and_the_whole_query
     net, x = mnist_like
     w, r = top2(net, x)
     settings = dict(k=4, eps_start=0.005, eps_step=0.01, timeout=20)
+    start = time.perf_counter()
     plain = search_counterexamples(net, x, w, r, **settings, milp_after=20)
+    plain_seconds = time.perf_counter() - start
     real_solve, hung = search.solve, []
 
     def solve(ipq, n, timeout):
@@ -423,7 +425,9 @@ def test_a_narrowed_query_marabou_does_not_finish_is_stopped_and_the_whole_query
     assert all(np.array_equal(a.x, b.x) for a, b in zip(detour.counterexamples, plain.counterexamples))
     stopped = sum(q.status == "sat" for q in detour.queries)  # each SAT query's narrowed try hung in a fork
     assert not hung and not any(q.narrowed for q in detour.queries)
-    assert stopped and seconds < stopped * (0.7 * 1.25 + apart.SLACK + 1) < 60
+    # each hung try costs its fork's wall-clock kill and a second, beyond the plain search (timed alike, so
+    # that a loaded machine stretches both), not the hang's 60 s
+    assert stopped and seconds - plain_seconds < stopped * (0.7 * 1.25 + apart.SLACK + 1) < 60
 
 
 def test_reused_first_layer_equations_give_the_very_same_queries(capfd):
