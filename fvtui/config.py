@@ -35,6 +35,7 @@ class RoundSettings:
     eps_step: float = 0.05
     verify_timeout: float = 1800.0  # seconds per solver query: the authors' budget
     fv_points: str = "marabou"  # where fv's counterexample points come from (verify/region.py for 'lp')
+    marabou_slice: str = "auto"  # or "off": no hand-over to branch and bound, so no point depends on the clock
 
     def validate(self) -> "RoundSettings":
         _check_scope(self, "round")

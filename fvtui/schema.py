@@ -18,6 +18,7 @@ from .registry import plugin_names
 
 INITS = ("glorot", "torch")
 FV_POINTS = ("marabou", "lp")
+MARABOU_SLICES = ("auto", "off")
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,10 @@ SETTINGS: tuple[Setting, ...] = (
             "protocol), or lp: a linear program in the activation region of the sample's last counterexample, "
             "checked against the query and the network, Marabou when it has none (faster; other points, the "
             "same queries)", choices=lambda: FV_POINTS),
+    Setting("marabou_slice", "round", "choice", "Marabou slice", "how long Marabou has an fv query before branch "
+            "and bound (one hidden layer) or HiGHS takes it over: auto (1 s on one hidden layer, 10 s deeper), or "
+            "off: Marabou alone up to the verify timeout, so that no point depends on the machine's speed or load "
+            "(slower: a hard query holds its solver up to the timeout)", choices=lambda: MARABOU_SLICES),
     Setting("query_size", "round", int, "query size", "samples queried per round", 1, 100_000),
     Setting("pool_size", "round", int, "pool size", "random candidates drawn each round", 1, 10_000_000),
 )

@@ -153,7 +153,11 @@ async def test_the_budget_form_says_from_which_round_a_save_applies_and_what_a_f
         await wait_state(pilot, screen, "finished")
         await pilot.pause()
         # a round runs with the settings it started with: while round r runs, a save applies from r + 1
-        assert told == [1, 2, 3, 4] and title() == "Next rounds of s (from round 4)" and app.screen is form
+        # (test_the_budget_form_follows_a_stopped_round_back holds a round to see it). The title reads the
+        # session when the screen hears of a round, which on a loaded machine can be a round later: so it
+        # moves on with the rounds, never back, and not necessarily through each of these tiny rounds.
+        assert told == sorted(set(told)) and set(told) <= {1, 2, 3, 4}
+        assert told[-1] == 4 and title() == "Next rounds of s (from round 4)" and app.screen is form
 
         def help_text() -> str:
             return str(form.query_one("#form-help").render())

@@ -26,12 +26,14 @@ from fvtui.engine import Engine
 from fvtui.store import SessionStore
 
 ROUNDS = 4
+# Marabou alone on every query (--marabou-slice off): on a loaded machine a 1 s slice can run out where it
+# did not in the reference run, and hand the query to branch and bound, whose point is another
 FLAGS = ["--dataset", "demo", "--rounds", str(ROUNDS), "--init-size", "20", "--query-size", "5", "--pool-size",
          "200", "--epochs", "3", "--hidden", "12", "--strategy", "fvaal", "--augment", "fv",
-         "--advs-per-sample", "3", "--workers", "2"]
+         "--advs-per-sample", "3", "--workers", "2", "--marabou-slice", "off"]
 CONFIG = SessionConfig(dataset="demo", rounds=ROUNDS, init_size=20, hidden=(12,), epochs=3,
                        settings=RoundSettings(strategy="fvaal", augment="fv", query_size=5, pool_size=200,
-                                              advs_per_sample=3))
+                                              advs_per_sample=3, marabou_slice="off"))
 
 
 def fingerprint(root: Path, name: str) -> list:
@@ -69,8 +71,10 @@ def start(root: Path, name: str, tag: str, resume: bool, script: str | None = No
                             env={**os.environ, "FVTUI_TEST_TAG": tag, **(env or {})})
 
 
-def wait_gone(tag: str, timeout: float = 1.0) -> list[int]:
-    """The tagged processes still alive after `timeout`: a solver worker must die within 1 s of its parent."""
+def wait_gone(tag: str, timeout: float = 5.0) -> list[int]:
+    """The tagged processes still alive after `timeout`. A running solver worker dies with its parent (the
+    kernel's parent-death SIGKILL); one the kill caught still starting up exits when its Python reaches
+    die_with_parent, which on a loaded machine took over 1 s: so 5 s, still far short of a leaked one's life."""
     deadline = time.monotonic() + timeout
     while (left := tagged_processes(tag)) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -175,7 +179,7 @@ def kill_chain(root: Path, seed: int, kills_wanted: int, reference: list, show) 
             assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
             mid_save += script is KILL_MID_SAVE
             mid_journal += script is KILL_MID_JOURNAL
-        assert wait_gone(tag) == [], "a solver process outlived the killed run by 1 s"
+        assert wait_gone(tag) == [], "a solver process outlived the killed run by 5 s"
         if not (root / name / "session.json").exists():
             resume = False  # killed before the session was created: start again
             continue
@@ -207,7 +211,7 @@ def kill_chain(root: Path, seed: int, kills_wanted: int, reference: list, show) 
 def test_sigkill_at_random_moments_loses_no_finished_work(tmp_path, reference, capsys):
     """30 SIGKILLs, some inside a round's commit and some inside a journal write, each followed by a
     resume: every finished round and every saved sample survives, a resumed round reuses exactly the
-    samples saved before the kill, no solver outlives the kill by 1 s, and the end equals a run never
+    samples saved before the kill, no solver outlives the kill by 5 s, and the end equals a run never
     interrupted. Two chains of 15 run side by side (one solver process each), to halve the wall time."""
     from concurrent.futures import ThreadPoolExecutor
 

@@ -522,3 +522,38 @@ def test_a_search_result_survives_the_round_journal_bit_for_bit():
     assert [(c.eps, c.predicted, c.seconds, c.source) for c in again.counterexamples] == \
         [(0.11, 3, 0.02, "lp"), (0.11, 4, 0.0, "seed")]
     assert all(a.x.dtype == np.float32 and a.x.tobytes() == b.x.tobytes() for a, b in zip(again.counterexamples, points))
+
+
+def test_with_the_slice_off_marabou_alone_has_each_query_however_slow_the_machine(monkeypatch):
+    """--marabou-slice off: each fv query is Marabou's alone, with the whole timeout, so a machine on which
+    every slice runs out (a loaded one, stood in for here) hands nothing over and finds Marabou's answers to
+    the whole queries, as an idle one does. With the slice on (auto), that machine hands them over."""
+    import fvtui.verify.search as search
+    from fvtui.verify import apart
+    from fvtui.verify.pool import SearchTask, search_job
+
+    net = random_net((784, 16, 10), 3)
+    x = np.random.default_rng(4).uniform(0, 1, 784).astype(np.float32)
+    w, r = top2(net, x)
+    asked, real_solve = [], search.solve
+
+    def loaded(ipq, n, timeout):
+        asked.append(timeout)
+        if timeout <= search.BAB_AFTER:  # the slice: never long enough here
+            return search.Solved("timeout", None, timeout, "timed out", work=search.SLOW_WORK + 1)
+        return real_solve(ipq, n, timeout)
+
+    monkeypatch.setattr(search, "solve", loaded)
+    monkeypatch.setattr(apart, "solve", loaded)
+
+    def run(slice_: str):
+        asked.clear()
+        args = search_job(SearchTask(net, x, w, r, k=3, eps_start=0.05, eps_step=0.05, timeout=30, slice=slice_)).args
+        return search.search_counterexamples(net, **{**args, "deaf": None})  # in this process: no CPU alarm
+
+    off = run("off")
+    assert len(off.counterexamples) == 3 and asked and set(asked) == {30}
+    assert not any(q.narrowed or q.milp for q in off.queries)
+    auto = run("auto")
+    assert asked[0] == search.BAB_AFTER and any(q.narrowed or q.milp for q in auto.queries)
+    assert [(q.eps, q.status) for q in auto.queries] == [(q.eps, q.status) for q in off.queries]

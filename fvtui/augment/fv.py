@@ -77,7 +77,7 @@ def fv(ctx: AugmentContext) -> AugmentResult:
         tasks.append(SearchTask(net=net, x=ctx.x[row].numpy(), target=int(top2[row, 0]), runner_up=int(top2[row, 1]),
                                 k=settings.advs_per_sample, eps_start=eps_start, eps_step=settings.eps_step,
                                 timeout=settings.verify_timeout, seeds=seeds, legacy=ctx.legacy,
-                                points=settings.fv_points))
+                                points=settings.fv_points, slice=settings.marabou_slice))
 
     kept_rows: list[tuple[int, object]] = []
     verification: list[SampleVerification | None] = [None] * len(tasks)

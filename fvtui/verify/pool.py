@@ -12,6 +12,7 @@ a Textual screen. They talk over a socketpair wrapped in multiprocessing's Conne
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import select
@@ -62,6 +63,7 @@ class SearchTask:
     seeds: Sequence[np.ndarray] = ()
     legacy: bool = False  # fvtui 0.1's protocol (see search.search_counterexamples)
     points: str = "marabou"  # or 'lp' (see search.search_counterexamples)
+    slice: str = "auto"  # Marabou's time before the hand-over (search.BAB_AFTER, MILP_AFTER), or 'off': none
     fault: str | None = None  # tests only: 'crash' | 'hang' | 'oom' | 'deaf' | 'cores' (worker.py)
 
 
@@ -121,7 +123,7 @@ def search_job(t: SearchTask) -> Job:
     args = dict(x=np.asarray(t.x, dtype=np.float32), target_w=t.target, runner_up_r=t.runner_up, k=t.k,
                 eps_start=t.eps_start, eps_step=t.eps_step, timeout=t.timeout,
                 seeds=[np.asarray(s, dtype=np.float32) for s in t.seeds], legacy=t.legacy, points=t.points,
-                deaf=())
+                milp_after=math.inf if t.slice == "off" else None, deaf=())
     return Job("search", t.net, args, t.fault)
 
 

@@ -145,7 +145,8 @@ def search_counterexamples(
     `resumed` counts the times the process was continued after a stop (the worker's SIGCONT): a query
     that ran across one is asked again, so a stopped session loses nothing and finds the same points.
     `cores`: what the pool lends a long branch-and-bound proof (cores.py); the answers do not depend on it.
-    `milp_after`: Marabou's slice before the hand-over to HiGHS; None: BAB_AFTER on one hidden layer, else MILP_AFTER.
+    `milp_after`: Marabou's slice before the hand-over to HiGHS; None: BAB_AFTER on one hidden layer, else MILP_AFTER;
+    infinite: no hand-over (the marabou_slice setting 'off'), so that no point depends on the clock.
     `deaf`: under a pool, which runs the job again when a slice ends the process (apart.solve_guarded), the
     queries (counted in starts) whose first Marabou slice ignored its timeout in an earlier run: skipped, as
     if timed out. None (a process that must live on: tests, in-process callers) leaves the slices that do not

@@ -133,7 +133,7 @@ def _run_job(conn: Connection, grace: float, resumed: Callable[[], int], took: C
         extra = {"resumed": resumed, "cores": cores} if kind == "search" else {}
         if fault == "deaf":
             extra["milp_after"], fault = _deafen(args["deaf"]), None
-        result = RUNNERS[kind](net, report=_inject(fault, report, cores) if fault else report, **args, **extra)
+        result = RUNNERS[kind](net, report=_inject(fault, report, cores) if fault else report, **{**args, **extra})
     except MemoryError:
         conn.send((job_id, events, ("failed", "out of memory (MemoryError)")))
         return
