@@ -218,23 +218,14 @@ def test_torch_computes_with_the_same_cpu_kernels_on_every_x86_machine():
 
 def test_a_rounds_marabou_slice_reaches_its_searches_and_its_record(tmp_path, demo):
     """The setting a round ran with goes with each of its fv searches (SolverPool.run_searches' tasks)."""
-    from fvtui.verify import SearchResult
+    from test_structure import FakeSolver
 
     slices = []
 
-    class Recording:
-        def __init__(self, workers) -> None:
-            pass
-
+    class Recording(FakeSolver):
         def run_searches(self, tasks, on_result=None, cancel=None):
             slices.extend(t.slice for t in tasks)
-            results = [SearchResult("exhausted", final_eps=1.0) for _ in tasks]
-            for i, result in enumerate(results):
-                on_result(i, result)
-            return results
-
-        def close(self) -> None:
-            pass
+            return super().run_searches(tasks, on_result, cancel)
 
     config = small_config(augment="fv", rounds=2)
     with SessionStore(tmp_path).create("s", config) as session, Engine(session, demo, solver_factory=Recording) as engine:
