@@ -338,6 +338,26 @@ def test_paper_methods_are_the_twelve_of_protocol():
     assert all(m.session_name(0).count("-") == 2 for m in paper_methods())
 
 
+def test_the_report_says_what_the_machines_load_could_have_changed():
+    from fvtui.bench.report import load_note
+    from fvtui.config import RoundSettings
+
+    def run(name, timeouts=0, slice="auto", verifies=True):
+        record = SimpleNamespace(verification=[object()] if verifies else [],
+                                 queries=SimpleNamespace(timeout=timeouts),
+                                 settings=RoundSettings(marabou_slice=slice))
+        return SimpleNamespace(name=name, records=[record])
+
+    assert load_note([run("a", verifies=False)]) == []
+    assert "1 of 2 verifying sessions had solver queries time out (b)" in load_note([run("a"), run("b", 3)])[0]
+    off = load_note([run("a", slice="off"), run("b", slice="off")])[0]
+    assert "their results do not depend on the machine's load" in off
+    # with the slice on, only verdicts and counts are the load's no matter; one such session is enough
+    auto = load_note([run("a", slice="off"), run("b")])[0]
+    assert "verdicts, eps levels and counterexample counts do not depend" in auto
+    assert "Their points can" in auto
+
+
 def test_within_group_distances():
     features = np.array([[0, 0], [3, 4], [6, 8], [1, 1], [5, 5]], dtype=np.float32)
     groups = np.array([7, 7, 7, 9, 2])
