@@ -11,7 +11,8 @@ efficiency any order of the samples could reach without splitting one sample's s
 workers: a round lasts at least its longest sample.
 
     FVTUI_DATA_DIR=../shared/datasets python benchmarks/search_goals.py [--goals fvaal128,random128,random32]
-        [--rounds 20] [--seed 0] [--workers 2] [--timeout 300] [--dataset fashionmnist] [--limit SECONDS]
+        [--rounds 20] [--seed 0] [--workers 2] [--timeout 300] [--dataset fashionmnist] [--marabou-slice auto|off]
+        [--limit SECONDS]
 
 Goals (issue 23, on an idle 2-core machine): fvaal128 <= 180 s; random128 <= 20 min with <= 1% of samples
 cut short at a >= 300 s cap; random32 <= 5 min with none cut short.
@@ -31,7 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fvtui.schema import FV_POINTS  # noqa: E402
+from fvtui.schema import FV_POINTS, MARABOU_SLICES  # noqa: E402
 from fvtui.store import SessionStore  # noqa: E402
 
 GOALS = {  # name: (strategy, hidden, goal in seconds)
@@ -47,7 +48,8 @@ def run_goal(name: str, args: argparse.Namespace, root: Path) -> str:
     command = [sys.executable, "-m", "fvtui", "--sessions-dir", str(root), "new", "--dataset", args.dataset,
                "--name", name, "--strategy", strategy, "--augment", "fv", "--hidden", str(hidden),
                "--rounds", str(args.rounds), "--seed", str(args.seed), "--verify-timeout", str(args.timeout),
-               "--workers", str(args.workers), "--fv-points", args.fv_points, "--headless"]
+               "--workers", str(args.workers), "--fv-points", args.fv_points,
+               "--marabou-slice", args.marabou_slice, "--headless"]
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stopped = False
@@ -99,6 +101,8 @@ def main() -> None:
     ap.add_argument("--dataset", default="fashionmnist")
     ap.add_argument("--fv-points", default="marabou", choices=FV_POINTS,
                     help="who finds fv's counterexamples (the session setting of that name)")
+    ap.add_argument("--marabou-slice", default="auto", choices=MARABOU_SLICES,
+                    help="off: Marabou alone has every query (the load-independent mode), to measure its cost")
     ap.add_argument("--limit", type=float, default=None,
                     help="seconds per goal, then stop the session as Ctrl-C would and report its finished rounds")
     ap.add_argument("--per-round", action="store_true", help="also print each round's augment time and efficiency")
