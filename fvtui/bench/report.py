@@ -181,6 +181,26 @@ def make(spec: BenchSpec, say: Callable[[str], None] = print) -> Outputs:
     return Outputs(out, files, runs, missing, incomplete)
 
 
+def load_note(finished: list[Run]) -> list[str]:
+    """What in the verifying sessions' results the machine's load could have changed: a reader
+    comparing two runs of one benchmark needs to know which differences mean something."""
+    verified = [r for r in finished if any(rec.verification for rec in r.records)]
+    timed_out = [r.name for r in verified if any(rec.queries.timeout for rec in r.records)]
+    if timed_out:
+        return [f"Results that depend on the machine's load: {len(timed_out)} of {len(verified)} verifying "
+                f"sessions had solver queries time out ({', '.join(timed_out)}); with more time the same seeds "
+                "can find more counterexamples.", ""]
+    if not verified:
+        return []
+    if all(rec.settings.marabou_slice == "off" for r in verified for rec in r.records):
+        return [f"No solver query timed out in the {len(verified)} verifying sessions, and Marabou had every "
+                "query to itself (--marabou-slice off): their results do not depend on the machine's load.", ""]
+    return [f"No solver query timed out in the {len(verified)} verifying sessions: their verdicts, eps levels "
+            "and counterexample counts do not depend on the machine's load. Their points can, from a query "
+            "Marabou settled near the end of its slice on (README, Sessions: --marabou-slice off takes the "
+            "clock out).", ""]
+
+
 # -- accuracy and AUBC ------------------------------------------------------------------------
 def accuracy_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
     header = ["dataset", "method", "label", "seed", "session", "round", "labeled", "synthetic", "accuracy"]
@@ -410,23 +430,3 @@ def _write_text(path: Path, text: str) -> Path:
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
-
-
-def load_note(finished: list[Run]) -> list[str]:
-    """What in the verifying sessions' results the machine's load could have changed: a reader
-    comparing two runs of one benchmark needs to know which differences mean something."""
-    verified = [r for r in finished if any(rec.verification for rec in r.records)]
-    timed_out = [r.name for r in verified if any(rec.queries.timeout for rec in r.records)]
-    if timed_out:
-        return [f"Results that depend on the machine's load: {len(timed_out)} of {len(verified)} verifying "
-                f"sessions had solver queries time out ({', '.join(timed_out)}); with more time the same seeds "
-                "can find more counterexamples.", ""]
-    if not verified:
-        return []
-    if all(rec.settings.marabou_slice == "off" for r in verified for rec in r.records):
-        return [f"No solver query timed out in the {len(verified)} verifying sessions, and Marabou had every "
-                "query to itself (--marabou-slice off): their results do not depend on the machine's load.", ""]
-    return [f"No solver query timed out in the {len(verified)} verifying sessions: their verdicts, eps levels "
-            "and counterexample counts do not depend on the machine's load. Their points can, from a query "
-            "Marabou settled near the end of its slice on (README, Sessions: --marabou-slice off takes the "
-            "clock out).", ""]
