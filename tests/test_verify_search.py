@@ -372,6 +372,31 @@ def test_a_sat_query_marabou_does_not_settle_in_time_is_answered_by_marabou_near
             assert np.all(np.abs(ce.x - earlier.x) >= D - 1e-6)
 
 
+def test_after_a_slice_runs_out_the_levels_next_queries_go_straight_to_the_narrowed_query(monkeypatch, mnist_like):
+    """A level's hard queries come in runs, so once Marabou's slice has run out at an eps, later SAT queries at
+    that eps with a known input are not given the slice again: each level asks for one slice that runs out,
+    and the search still reaches the plain search's eps levels, verdict for verdict, with Marabou's points."""
+    import fvtui.verify.search as search
+
+    slices = []
+    real_solve = search.solve
+
+    def counted(ipq, n, timeout):
+        answer = real_solve(ipq, n, timeout)
+        if timeout <= 0.5:
+            slices.append(answer.status)
+        return answer
+
+    monkeypatch.setattr(search, "solve", counted)
+    net, x, w, plain, detour = _plain_and_detour(monkeypatch, mnist_like, "sat")
+    sat_levels = {q.eps for q in detour.queries if q.status == "sat"}
+    asked = [q for q in plain.queries if q.status == "sat"]
+    assert len(asked) > len(sat_levels)  # some level has more than one SAT query to skip
+    assert slices.count("sat") == len(sat_levels)  # one slice a level ran out ('sat' turned into a timeout)
+    assert all(q.narrowed for q in detour.queries if q.status == "sat")
+    assert len(detour.counterexamples) == len(plain.counterexamples) == 4
+
+
 @pytest.mark.parametrize("sizes, slice_", [((784, 16, 10), 1.0), ((784, 16, 8, 10), 10.0)])
 def test_marabou_has_one_second_before_branch_and_bound_and_ten_before_the_milp(monkeypatch, sizes, slice_):
     """The default hand-over: after BAB_AFTER on one hidden layer, where branch and bound decides in a second
