@@ -151,6 +151,32 @@ def test_a_query_without_a_witness_is_offered_to_branch_and_bound_and_the_points
     assert_same_search(offered, plain, 3)
 
 
+def test_a_query_whose_offer_runs_out_of_programs_has_no_marabou_slice(monkeypatch):
+    """An offer that ends without a verdict marks a hard proof (in a real session, UNSAT queries only): branch and
+    bound goes on with the rest of the budget at once, instead of after Marabou's slice. Verdicts and eps levels
+    stay those of Marabou alone."""
+    import fvtui.verify.search as search
+
+    net, x, w, r = search_case()
+    plain = search_counterexamples(net, x, w, r, k=3, eps_start=0.001, eps_step=0.01, timeout=20, milp_after=np.inf)
+    events, real, real_solve = [], bab.decide, search.solve
+
+    def decide(*a, **k):  # every offer ends open, as one on a hard proof does
+        decision = milp.Decision("unknown", None) if k.get("lp_limit") else real(*a, **k)
+        events.append(("offer" if k.get("lp_limit") else "proof", decision.status))
+        return decision
+
+    monkeypatch.setattr(bab, "decide", decide)
+    monkeypatch.setattr(search, "solve", lambda ipq, n, t: events.append(("slice" if t <= 1 else "whole", "")) or
+                        real_solve(ipq, n, t))
+    monkeypatch.setattr(search, "corner_witness", lambda *a: None)  # every query is offered
+    result = search_counterexamples(net, x, w, r, k=3, eps_start=0.001, eps_step=0.01, timeout=20)
+    assert [(q.eps, q.status) for q in result.queries] == [(q.eps, q.status) for q in plain.queries]
+    after_offer = [b for a, b in zip(events, events[1:]) if a[0] == "offer"]
+    assert after_offer and all(kind == "proof" for kind, _ in after_offer)
+    assert not any(kind == "slice" for kind, _ in events)
+
+
 def test_only_queries_without_a_witness_are_offered_and_the_points_stay_marabous(monkeypatch):
     """The offer goes to exactly the queries the corner witness leaves open, every UNSAT one among them, and
     not to the SAT ones it answers (there are some after an UNSAT level). Without the witness every query is
