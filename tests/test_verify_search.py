@@ -528,6 +528,33 @@ def test_a_query_timed_out_across_a_stop_is_asked_again(monkeypatch, mnist_like,
         assert result.status == "timeout" and len(result.queries) == 3
 
 
+def test_a_slice_a_stop_cut_short_is_given_again(monkeypatch, mnist_like):
+    """A slice that 'ran out' because the process was stopped meanwhile does not count as a level's run-out
+    (after which the level's next queries skip the slice): the query asked again gets its slice, and the
+    search is the unstopped one, point for point."""
+    import fvtui.verify.search as search
+
+    net, x = mnist_like
+    w, r = top2(net, x)
+    settings = dict(k=5, eps_start=0.01, eps_step=0.02, timeout=10, milp_after=1.0)
+    plain = search_counterexamples(net, x, w, r, **settings)
+    real_solve, slices, continued = search.solve, [], [0]
+
+    def solve(ipq, n, timeout):
+        if timeout <= 1.0:
+            slices.append(timeout)
+            if len(slices) == 2:  # the second query's slice, as a stop leaves it
+                continued[0] += 1
+                return search.Solved("timeout", None, timeout, "timed out")
+        return real_solve(ipq, n, timeout)
+
+    monkeypatch.setattr(search, "solve", solve)
+    result = search.search_counterexamples(net, x, w, r, **settings, resumed=lambda: continued[0])
+    assert len(slices) == sum(not q.presolved and not q.milp for q in plain.queries) + 1  # that one, twice
+    assert not any(q.narrowed for q in result.queries)
+    assert [ce.x.tobytes() for ce in result.counterexamples] == [ce.x.tobytes() for ce in plain.counterexamples]
+
+
 def test_a_search_result_survives_the_round_journal_bit_for_bit():
     """The journal line (JSON) is what a resumed round replays instead of solving again."""
     import json

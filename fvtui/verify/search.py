@@ -201,7 +201,7 @@ def search_counterexamples(
             # asked again when the process was stopped while it ran (Ctrl-Z, SIGSTOP): its wall-clock
             # caps counted the stop (a timeout, or Marabou's hand-over to branch and bound cut short)
             while resumes != resumed():
-                resumes, work = resumed(), 0
+                resumes, work, ran_out = resumed(), 0, False
                 report("start", QueryRecord(eps, "running", 0.0, n_disj))
                 starts += 1
                 tq = time.perf_counter()
@@ -241,8 +241,7 @@ def search_counterexamples(
                         run = solve_apart if slice_ and hard_before else \
                             solve_guarded if slice_ and deaf is not None else solve
                         solved = run(query(), x.size, left() if exact_tried else first)
-                    if slice_ and solved.status == "timeout":
-                        ran_out_at = eps
+                    ran_out = slice_ and solved.status == "timeout"
                     # one that outlasts its slice is hard, however little work Marabou reported (none, if stopped)
                     work += max(solved.work, SLOW_WORK + 1) if solved.status == "timeout" else solved.work
                 if solved.status == "timeout" and first < timeout and not exact_tried:
@@ -262,6 +261,8 @@ def search_counterexamples(
                             work += solved.work
                 record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj, milp=decided_by_milp,
                                      narrowed=narrowed, lp=by_program)
+            if ran_out:  # not a slice a stop cut short: the query asked again must meet the same search
+                ran_out_at = eps
             if solved.status == "sat":
                 point = _as_input(solved.x, simple.lower, simple.upper)
                 excluded.append(point)
