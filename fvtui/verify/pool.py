@@ -328,7 +328,9 @@ class SolverPool(Solver):
                 # apart.solve_guarded's alarm (after a stop the job just starts over: the stop may have moved it)
                 deaf = not job.stopped and job.kind == "search" and w.proc.wait() == -signal.SIGPROF
                 if deaf and len(job.args["deaf"]) == DEAF_RETRIES:
-                    message = f"Marabou ignored its timeout in {DEAF_RETRIES + 1} queries and was stopped"
+                    times = DEAF_RETRIES + 1
+                    queries = "1 query" if times == 1 else f"{times} queries"
+                    message = f"Marabou ignored its timeout in {queries} and was stopped"
                     finish(w, job.failed("timeout", message))
                 elif job.stopped or deaf:
                     if deaf:  # again, that query's slice skipped
