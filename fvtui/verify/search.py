@@ -52,6 +52,7 @@ NARROW = 0.01
 # runs out after some SAT answers then held Marabou for its whole slice (5-9 queries a round, about 1.1 s
 # each, in rounds 1-4 of random+fv at 32 hidden units), and the first queries that were SAT paid for it.
 PROOF_FIRST = 250
+
 # Once Marabou's slice has run out on a query, the search's next queries at the same eps that have a known
 # input (the corner witness, or the offer's feasible one) skip the slice and go straight to the narrowed
 # query. A level's hard queries come in runs: in a random+fv session at 32 hidden units (Fashion-MNIST, seed 0,
@@ -61,6 +62,7 @@ PROOF_FIRST = 250
 # Nor is the slice given to a query whose offer ran out of programs without a verdict: on four rounds of that
 # session (2,147 queries) those were 5 UNSAT queries and no SAT one, and each held Marabou for its whole
 # slice before branch and bound, with the rest of the budget, proved it in about half a second.
+
 # A query whose predecessor kept Marabou busier than this many main-loop iterations has its slice run in
 # a fork (apart.py), where a deaf Marabou costs nothing but the fork: such queries mostly follow a slow
 # one. Counted in Marabou's work rather than seconds for the reason above: on 612 queries of MNIST
