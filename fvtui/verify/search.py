@@ -236,8 +236,10 @@ def search_counterexamples(
                     # A slice that branch and bound follows must end in time (apart.py): after a hard query it
                     # runs in a fork (11 ms, 12% of a 784-32-10 SAT query), else here under a CPU-time alarm.
                     slice_ = first < timeout and not exact_tried
-                    if slice_ and (deaf is not None and starts in deaf or witness is not None and ran_out_at == eps
-                                   or open_proof):
+                    skipped = (deaf is not None and starts in deaf  # it ended the process in an earlier run
+                               or witness is not None and ran_out_at == eps  # the level's slice ran out: narrowed
+                               or open_proof)  # branch and bound's at once
+                    if slice_ and skipped:
                         solved = Solved("timeout", None, 0.0)
                     else:
                         run = solve_apart if slice_ and hard_before else \
