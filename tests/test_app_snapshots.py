@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_app_support import (assert_snapshot, demo_loader, finished_session, settled, tiny_config, wait_for,
-                              wait_state)
+from test_app_support import (assert_snapshot, demo_loader, finished_session, screen_text, settled, tiny_config,
+                              wait_for, wait_state)
 
 SAVED = Path(__file__).parent / "fixtures" / "snapshot_sessions"
 from textual.widgets import Input
@@ -38,7 +38,8 @@ async def test_browser(store, demo):
     app = make_app(store, loader=demo_loader(demo))
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: "2 sessions" in str(app.screen.query_one("#browser-note").render()))
-        await pilot.pause(0.2)
+        # the table sizes its columns to the rows on a later refresh: a busy machine drew it header-wide first
+        await wait_for(pilot, lambda: "margin+fgsm" in screen_text(app), what="the table's columns sized to its rows")
         assert_snapshot(app, "browser_80x24")
 
 
