@@ -59,14 +59,17 @@ class BrowserScreen(Screen):
     def _fill(self, summaries: list[SessionSummary]) -> None:
         table = self.query_one(DataTable)
         selected = self.selected
-        table.clear()
+        rows = [[s.name, Text("unreadable", "red"), Text(s.problem, "dim"), "", "", "", s.updated] if s.problem else
+                [s.name, s.dataset, s.method, f"{s.rounds_done}/{s.rounds_target}", _fmt(s.last_accuracy),
+                 _fmt(s.aubc), s.updated] for s in summaries]
+        # Widths fitted here, not by DataTable's auto-width: a frame drawn before the table's idle
+        # pass caches its cells at the header's widths and keeps them (Textual 8.2).
+        table.clear(columns=True)
+        for i, label in enumerate(COLUMNS):
+            table.add_column(label, width=max(Text(str(cell)).cell_len for cell in [label, *(r[i] for r in rows)]))
         self.summaries = summaries
-        for s in summaries:
-            if s.problem:
-                table.add_row(s.name, Text("unreadable", "red"), Text(s.problem, "dim"), "", "", "", s.updated, key=s.name)
-            else:
-                table.add_row(s.name, s.dataset, s.method, f"{s.rounds_done}/{s.rounds_target}", _fmt(s.last_accuracy),
-                              _fmt(s.aubc), s.updated, key=s.name)
+        for s, row in zip(summaries, rows):
+            table.add_row(*row, key=s.name)
         if selected in [s.name for s in summaries]:
             table.move_cursor(row=[s.name for s in summaries].index(selected))
         self.query_one("#browser-note", Static).update(
