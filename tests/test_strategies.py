@@ -127,6 +127,17 @@ def test_dfal_picks_smallest_deepfool_norms_and_they_flip(ctx):
     assert set(chosen.positions) == set(torch.argsort(result.norms)[:10].tolist())
 
 
+def test_a_samples_deepfool_does_not_depend_on_the_samples_beside_it(ctx):
+    """DeepFool carries on with the rows that have not flipped yet, at the end one or two: their
+    numbers must be those of a full batch (a few-row product rounds differently)."""
+    x = ctx.pool_x[:64]
+    together = deepfool(ctx.model, x)
+    for i in range(64):
+        alone = deepfool(ctx.model, x[i:i + 1])
+        assert torch.equal(alone.perturbation[0], together.perturbation[i]), i
+        assert int(alone.iterations[0]) == int(together.iterations[i])
+
+
 def test_fvaal_eps_matches_brute_force(ctx):
     x = ctx.pool_x[:60]
     small = SelectionContext(ctx.model, x, ctx.labeled_x, ctx.rng)
