@@ -140,7 +140,7 @@ def test_a_marabou_slice_deaf_to_its_timeout_ends_its_job_which_runs_again_witho
     # bound here: the alarm counts CPU seconds, which a loaded machine stretches)
     assert plain.status == deaf.status == "sat" and len(deaf.counterexamples) == len(plain.counterexamples) == 4
     assert [(q.eps, q.status) for q in deaf.queries] == [(q.eps, q.status) for q in plain.queries]
-    # the deaf slice's query and the rest of its level: a known input, then Marabou's point near it (search.NARROW)
+    # the deaf slice's query and the rest of its level: a known input, then Marabou's point near it (search.NARROWS)
     sat = [q for q in deaf.queries if q.status == "sat"]
     assert len({q.eps for q in sat}) == 1 and all(q.narrowed for q in sat)
     assert not any(q.narrowed for q in plain.queries)

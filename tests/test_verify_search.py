@@ -351,7 +351,7 @@ def test_an_unsat_query_marabou_does_not_settle_in_time_is_settled_by_the_milp(m
 def test_a_sat_query_marabou_does_not_settle_in_time_is_answered_by_marabou_near_a_known_input(
         monkeypatch, mnist_like, centre):
     """An input of the query is known (the corner witness; else branch and bound's offer; else HiGHS after the
-    slice); Marabou, asked within NARROW of it, finds the counterexample kept: a point of the whole query (its
+    slice); Marabou, asked within NARROWS[0] of it, finds the counterexample kept: a point of the whole query (its
     box, its exclusions, the runner-up ahead). HiGHS runs after the slice only when neither knew an input."""
     import fvtui.verify.search as search
 
@@ -370,6 +370,33 @@ def test_a_sat_query_marabou_does_not_settle_in_time_is_answered_by_marabou_near
         assert np.abs(ce.x - x).max() <= ce.eps + 1e-6 and net.predict(ce.x) != w
         for earlier in detour.counterexamples[:i]:  # each one delta away from the earlier ones in every pixel
             assert np.all(np.abs(ce.x - earlier.x) >= D - 1e-6)
+
+
+def test_where_marabou_runs_out_in_the_first_box_it_is_asked_in_a_tenth_of_it(monkeypatch, mnist_like):
+    """A sub-box around the known input can still leave Marabou too many ReLUs to split on (a paper-reproduction
+    query ran out its 0.01 box, then took 722 s on the whole query); NARROWS[1] leaves it nearly none. Its answer
+    there is kept: a point of the whole query, at the plain search's levels, verdict for verdict."""
+    import fvtui.verify.search as search
+
+    real, boxes = search.solve_apart, []
+
+    def solve_apart(ipq, n, timeout):
+        if timeout <= 0.5:  # a slice, not a narrowed query
+            return real(ipq, n, timeout)
+        half = max(ipq.getUpperBound(v) - ipq.getLowerBound(v) for v in range(n)) / 2
+        boxes.append(half)
+        if half > search.NARROWS[1] + 1e-9:  # the first box: Marabou 'runs out'
+            return search.Solved("timeout", None, timeout, "timed out")
+        return real(ipq, n, timeout)
+
+    monkeypatch.setattr(search, "solve_apart", solve_apart)
+    net, x, w, plain, detour = _plain_and_detour(monkeypatch, mnist_like, "sat")
+    narrowed = [q for q in detour.queries if q.narrowed]
+    assert narrowed and all(q.status == "sat" for q in narrowed)
+    wide = [h > search.NARROWS[1] + 1e-9 for h in boxes]
+    assert wide == [True, False] * len(narrowed)  # each narrowed query: the first box, then the tenth
+    assert len(detour.counterexamples) == len(plain.counterexamples) == 4
+    check_counterexamples(net, x, w, r=top2(net, x)[1], result=detour)
 
 
 def test_after_a_slice_runs_out_the_levels_next_queries_go_straight_to_the_narrowed_query(monkeypatch, mnist_like):
@@ -448,7 +475,8 @@ def test_a_narrowed_query_marabou_does_not_finish_is_stopped_and_the_whole_query
     seconds = time.perf_counter() - start
     assert [(q.status, q.eps) for q in detour.queries] == [(q.status, q.eps) for q in plain.queries]
     assert all(np.array_equal(a.x, b.x) for a, b in zip(detour.counterexamples, plain.counterexamples))
-    stopped = sum(q.status == "sat" for q in detour.queries)  # each SAT query's narrowed try hung in a fork
+    # each SAT query's narrowed tries (one a box of NARROWS) hung in a fork
+    stopped = sum(q.status == "sat" for q in detour.queries) * len(search.NARROWS)
     assert not hung and not any(q.narrowed for q in detour.queries)
     # each hung try costs its fork's wall-clock kill and a second, beyond the plain search (timed alike, so
     # that a loaded machine stretches both), not the hang's 60 s

@@ -26,7 +26,7 @@ class QueryRecord:
     disjunctions: int  # two-sided exclusions left after simplification
     presolved: bool = False
     milp: bool = False  # an UNSAT HiGHS decided (branch and bound first at a new eps, or after Marabou's slice)
-    narrowed: bool = False  # a SAT whose point Marabou found near HiGHS' solution (search.NARROW)
+    narrowed: bool = False  # a SAT whose point Marabou found near HiGHS' solution (search.NARROWS)
     lp: bool = False  # a SAT whose point the activation-region program found (points='lp', region.py)
     point: str = ""  # 'spurious': the solver's point (encode_point), which later queries exclude
 
