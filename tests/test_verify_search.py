@@ -475,7 +475,7 @@ def test_a_narrowed_query_marabou_does_not_finish_is_stopped_and_the_whole_query
     seconds = time.perf_counter() - start
     assert [(q.status, q.eps) for q in detour.queries] == [(q.status, q.eps) for q in plain.queries]
     assert all(np.array_equal(a.x, b.x) for a, b in zip(detour.counterexamples, plain.counterexamples))
-    # each SAT query's narrowed tries (one a box of NARROWS) hung in a fork
+    # each SAT query's narrowed tries (one for each box of NARROWS) hung in a fork
     stopped = sum(q.status == "sat" for q in detour.queries) * len(search.NARROWS)
     assert not hung and not any(q.narrowed for q in detour.queries)
     # each hung try costs its fork's wall-clock kill and a second, beyond the plain search (timed alike, so

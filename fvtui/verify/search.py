@@ -41,8 +41,7 @@ MILP_AFTER = 10.0
 # timeout, one second. Deeper networks keep MILP_AFTER: their MILP was not measured against so short a slice.
 BAB_AFTER = 1.0
 # The narrowed query's boxes, tried in turn until Marabou answers one: any answer is one to the whole query.
-# A box of NARROW = 0.01 leaves Marabou many ReLUs to split on; where it ran out, a tenth of it answered at
-# once. In the paper reproduction (Fashion-MNIST random-fv-s2, round 18, sample 810), the 0.01 box ran out
+# A box of 0.01 leaves Marabou many ReLUs to split on; where it ran out, a tenth of it answered at once. In the paper reproduction (Fashion-MNIST random-fv-s2, round 18, sample 810), the 0.01 box ran out
 # its 10 s on a SAT query at eps 0.21 with 1,417 exclusion disjunctions, and the whole query then took
 # Marabou 722 s, the next one 516 s; in a box of 0.003, 0.001 or 0.0003 Marabou answered it in 0.06-0.14 s.
 # Only queries whose 0.01 box runs out reach the second: every other query keeps its point.
@@ -88,14 +87,15 @@ def _solve_near(net: Network, point: np.ndarray, lower: np.ndarray, upper: np.nd
     or time) settles nothing. Each in a fork (apart.py) for at most MILP_AFTER: a sub-box is no promise that
     Marabou's search is short."""
     start, solved = time.perf_counter(), Solved("unknown", None, 0.0)
+    points = np.reshape(excluded, (-1, point.size))
     for i, narrow in enumerate(NARROWS):
         left = timeout - (time.perf_counter() - start)
         if i and left < 1.0:  # too little left for another box: the caller's whole query has at least a second
             break
         near_lo, near_hi = np.maximum(lower, point - narrow), np.minimum(upper, point + narrow)
-        simple = simplify_exclusions(near_lo, near_hi, np.reshape(excluded, (-1, point.size)), delta)
-        if simple.infeasible:
-            continue
+        simple = simplify_exclusions(near_lo, near_hi, points, delta)
+        if simple.infeasible:  # so is every smaller box inside it
+            break
         near = build_query(net, simple.lower, simple.upper, target_w, [runner_up_r], margin, simple.pixels,
                            simple.centers, delta, first_layer=first_layer)
         solved = solve_apart(near, point.size, min(left, MILP_AFTER))
