@@ -8,7 +8,9 @@ samples divided by workers, over the augment phase's wall time: "busy" sums each
 search in its worker (1.0: no worker ever idle, the load-balance goal), "query" sums solver queries
 only (what is left is building queries, messages and the parent's checks). "Bound" is the best busy
 efficiency any order of the samples could reach without splitting one sample's search across
-workers: a round lasts at least its longest sample.
+workers: a round lasts at least its longest sample. Then each phase's share of the queries' time
+(fvtui/verify/phases.py), their CPU time over it (well below 1: they waited for a core), and what held the
+longest query.
 
     FVTUI_DATA_DIR=../shared/datasets python benchmarks/search_goals.py [--goals fvaal128,random128,random32]
         [--rounds 20] [--seed 0] [--workers 2] [--timeout 300] [--dataset fashionmnist] [--marabou-slice auto|off]
@@ -32,7 +34,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from fvtui.records import phase_text  # noqa: E402
 from fvtui.schema import FV_POINTS, MARABOU_SLICES  # noqa: E402
+from fvtui.verify.phases import PHASES  # noqa: E402
 from fvtui.store import SessionStore  # noqa: E402
 
 GOALS = {  # name: (strategy, hidden, goal in seconds)
@@ -74,7 +78,15 @@ def run_goal(name: str, args: argparse.Namespace, root: Path) -> str:
     queries = sum(v.queries for v in samples)
     short = sum(v.status == "timeout" for v in samples)
     counts = {k: sum(getattr(r.queries, k) for r in rounds) for k in ("sat", "unsat", "timeout", "error", "spurious")}
-    longest = max((t for v in samples for t in v.query_seconds), default=0.0)
+    times = [t for v in samples for t in v.query_seconds]
+    longest = max(times, default=0.0)
+    phases = [p for v in samples for p in v.query_phases]
+    by_phase = {name: sum(p.get(name, 0.0) for p in phases) for name in PHASES}
+    timed = sum(by_phase.values())
+    went = "" if not timed or len(phases) != len(times) else (
+        "; the queries' time by phase: " + ", ".join(f"{name} {t / timed:.0%}" for name, t in by_phase.items() if t)
+        + f", cpu/wall {sum(p.get('cpu', 0.0) for p in phases) / timed:.2f}; longest query: "
+        + phase_text(phases[int(np.argmax(times))]))
     verdict = "" if goal is None or (args.rounds != 20 and wall <= goal) else (
         " (goal %d s: %s)" % (goal, "met" if wall <= goal and not stopped else "not met"))
     how = f"stopped at --limit after {len(rounds)} finished rounds" if stopped else f"{len(rounds)} rounds"
@@ -88,7 +100,7 @@ def run_goal(name: str, args: argparse.Namespace, root: Path) -> str:
             f"efficiency busy {busy / args.workers / max(augment, 1e-9):.2f} "
             f"(bound {busy / args.workers / max(shortest_rounds, 1e-9):.2f}), "
             f"query {solver / args.workers / max(augment, 1e-9):.2f}; counterexamples by origin: "
-            f"{', '.join(f'{o} {n}' for o, n in zip(*np.unique(origins, return_counts=True)))}{per_round}")
+            f"{', '.join(f'{o} {n}' for o, n in zip(*np.unique(origins, return_counts=True)))}{went}{per_round}")
 
 
 def main() -> None:

@@ -64,10 +64,21 @@ class SampleVerification:
     # 0 in sessions saved before fvtui recorded it.
     search_seconds: float = 0.0
     query_seconds: list[float] = field(default_factory=list)  # each query's solver time, in order
+    # Each query's wall seconds per phase (fvtui/verify/phases.py) and its CPU seconds under 'cpu', to the ms,
+    # phases under half a ms left out: what held a long query. Empty in sessions saved before fvtui recorded it.
+    query_phases: list[dict[str, float]] = field(default_factory=list)
     # Solver points that are not among the round's synthetic samples, so that the queries after them
     # can be rebuilt (interop/replay.py): {"query": 0-based index, "x": encode_point, "counted": it
     # counted toward k (the torch check dropped it) or not (spurious to the numpy network too)}.
     unkept: list[dict[str, Any]] = field(default_factory=list)
+
+
+def phase_text(phases: dict[str, float]) -> str:
+    """A stored query's phases (SampleVerification.query_phases) as a line, largest first:
+    'marabou 0.120 s, build 0.006 s; cpu 0.125 s'."""
+    parts = sorted(((t, name) for name, t in phases.items() if name != "cpu"), reverse=True)
+    text = ", ".join(f"{name} {t:.3f} s" for t, name in parts)
+    return f"{text}; cpu {phases['cpu']:.3f} s" if "cpu" in phases else text
 
 
 @dataclass

@@ -158,3 +158,24 @@ async def test_a_preview_opens_the_inspector_too(store, demo):
         await pilot.press("right", "enter")  # the first card has the keyboard; the arrows move it
         await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen), what="the inspector")
         assert app.screen.position == 1
+
+
+def test_a_samples_slow_query_shows_what_held_it(demo):
+    """The search line names the phases of a sample's longest query once it took a second or more."""
+    from types import SimpleNamespace
+
+    from fvtui.app.screens.inspector import round_subjects
+    from fvtui.config import RoundSettings
+    from fvtui.records import QueriedSample, SampleVerification, SyntheticBatch
+
+    def line(seconds, phases):
+        v = SampleVerification(source=3, status="counterexample", eps=0.16, found=2, spurious=0, queries=2,
+                               seconds=sum(seconds), query_seconds=seconds, query_phases=phases)
+        record = SimpleNamespace(round=5, settings=RoundSettings(augment="fv"), verification=[v],
+                                 queried=[QueriedSample(3, int(demo.train_y[3]), 0.5, 1)])
+        return round_subjects(demo, record, SyntheticBatch.empty(demo.train_x[0].numel()))[0].note
+
+    slow = line([0.1, 383.8], [{"marabou": 0.1, "cpu": 0.1}, {"offer": 0.13, "build": 0.01, "cpu": 0.2}])
+    assert slow.endswith("; query 2 took 383.8 s: offer 0.130 s, build 0.010 s; cpu 0.200 s")
+    assert "took" not in line([0.1, 0.9], [{"marabou": 0.1}, {"marabou": 0.9}])
+    assert "took" not in line([0.1, 383.8], [])  # saved before fvtui recorded phases

@@ -358,6 +358,39 @@ def test_the_report_says_what_the_machines_load_could_have_changed():
     assert "Their points can" in auto
 
 
+def test_the_timing_tables_say_where_the_solver_time_went_and_what_held_the_longest_query():
+    """The paper reproduction's longest query (384 s) could not be traced from its record: the tables now carry
+    each phase's time, the CPU time behind it, and the longest query's phases."""
+    from fvtui.bench.report import timing_markdown, timing_table
+    from fvtui.records import SampleVerification
+
+    def sample(seconds, phases):
+        return SampleVerification(source=1, status="counterexample", eps=0.1, found=1, spurious=0,
+                                  queries=len(seconds), seconds=sum(seconds), query_seconds=seconds,
+                                  query_phases=phases)
+
+    record = SimpleNamespace(seconds={"augment": 10.0}, queries=SimpleNamespace(sat=3, unsat=1, timeout=0, error=0,
+                                                                                spurious=0),
+                             new_synthetic=3, verification=[
+        sample([0.2, 0.3], [{"build": 0.01, "marabou": 0.19, "cpu": 0.2}, {"build": 0.01, "marabou": 0.29, "cpu": 0.3}]),
+        sample([0.001, 8.0], [{"cpu": 0.0}, {"offer": 0.5, "build": 0.01, "marabou": 1.0, "decide": 6.0,
+                                            "narrowed": 0.4, "cpu": 2.0}])])
+    run = SimpleNamespace(dataset="mnist", method=Method("random", "fv"), seed=4, name="random-fv-s4",
+                          records=[record])
+    header, rows = timing_table([run])
+    row = dict(zip(header, rows[0]))
+    assert row["query_marabou_s"] == pytest.approx(1.48) and row["query_decide_s"] == 6.0
+    assert row["query_cpu_s"] == pytest.approx(2.5) and row["longest_query_s"] == 8.0
+    assert row["longest_query_phases"] == ("decide 6.000 s, marabou 1.000 s, offer 0.500 s, narrowed 0.400 s, "
+                                           "build 0.010 s; cpu 2.000 s")
+    text = timing_markdown(header, rows)
+    assert "## Where the solver's time went" in text
+    section = text.split("## Where the solver's time went")[1]
+    line = next(line for line in section.splitlines() if line.startswith("| Random+FV-Adv | 1 |"))
+    # shares of 8.41 s: offer 0.06, build 0.00, marabou 0.18, decide 0.71, narrowed 0.05; cpu/wall 0.30
+    assert "| 0.00 | 0.06 | 0.00 | 0.18 | 0.71 | 0.05 | 0.00 | 8.4 | 0.30 | 8.0 s: decide 6.000 s" in line
+
+
 def test_within_group_distances():
     features = np.array([[0, 0], [3, 4], [6, 8], [1, 1], [5, 5]], dtype=np.float32)
     groups = np.array([7, 7, 7, 9, 2])

@@ -61,7 +61,7 @@ def test_round_record_round_trips(tmp_path, demo):
     assert kinds[0] is PhaseStarted and RoundStarted in kinds and kinds[-1] is RoundFinished
 
 
-def test_each_sample_keeps_its_searchs_wall_time_for_the_load_balance_figure(tmp_path, demo):
+def test_each_sample_keeps_its_searchs_wall_time_and_each_querys_phases(tmp_path, demo):
     store = SessionStore(tmp_path)
     settings = RoundSettings(strategy="random", augment="fv", query_size=4, pool_size=300, advs_per_sample=2)
     with store.create("s", SessionConfig(dataset="demo", settings=settings, **SMALL)) as session:
@@ -73,6 +73,15 @@ def test_each_sample_keeps_its_searchs_wall_time_for_the_load_balance_figure(tmp
     # the whole search holds its queries, and one worker runs the searches one after another
     assert all(v.search_seconds >= v.seconds > 0 for v in samples)
     assert sum(v.search_seconds for v in samples) <= record.seconds["augment"]
+    # each query Marabou was asked keeps what held it (to the ms), through the worker pipe and the store
+    from fvtui.verify.phases import PHASES
+
+    asked = [(seconds, phases) for v in samples for seconds, phases in zip(v.query_seconds, v.query_phases) if seconds]
+    assert all(len(v.query_phases) == v.queries for v in samples) and asked
+    assert any({"build", "marabou"} <= set(phases) for _, phases in asked)
+    for seconds, phases in asked:
+        assert set(phases) - {"cpu"} <= set(PHASES) and phases["cpu"] > 0
+        assert sum(t for name, t in phases.items() if name != "cpu") <= seconds + 0.004
 
 
 def test_searches_go_to_the_solver_longest_first_and_give_what_task_order_gives(tmp_path, demo, monkeypatch):

@@ -372,6 +372,64 @@ def test_a_sat_query_marabou_does_not_settle_in_time_is_answered_by_marabou_near
             assert np.all(np.abs(ce.x - earlier.x) >= D - 1e-6)
 
 
+@pytest.mark.parametrize("verdict", ["sat", "unsat"])
+def test_each_query_records_the_phases_it_passed_through(monkeypatch, mnist_like, verdict):
+    """What held a long query must be on its record: a query handed over after its slice names Marabou's slice,
+    HiGHS' decision and (SAT) the narrowed query; one Marabou answered names only the build and Marabou. The
+    phases lie within the query's time, and its CPU time with them."""
+    import fvtui.verify.search as search
+
+    monkeypatch.setattr(search, "corner_witness", lambda *a: None)
+    monkeypatch.setattr(search, "PROOF_FIRST", 0)
+    _, _, _, plain, detour = _plain_and_detour(monkeypatch, mnist_like, verdict)
+    asked = [q for q in plain.queries if not q.presolved]
+    assert asked and all(set(q.phases) == {"build", "marabou"} for q in asked)
+    handed = [q for q in detour.queries if q.milp or q.narrowed]
+    expected = {"build", "marabou", "decide"} | ({"narrowed"} if verdict == "sat" else set())
+    assert handed and all(set(q.phases) == expected for q in handed)
+    for q in asked + handed:
+        assert sum(q.phases.values()) <= q.seconds and 0 < q.cpu <= q.seconds + 0.05
+
+
+def test_a_query_that_waits_shows_wall_time_without_cpu_time(monkeypatch, mnist_like):
+    """A query held by a stop or a loaded machine, not by work: its phase's wall time without CPU time behind it."""
+    import fvtui.verify.search as search
+
+    real_solve = search.solve
+
+    def waits(ipq, n, timeout):
+        time.sleep(0.4)
+        return real_solve(ipq, n, timeout)
+
+    monkeypatch.setattr(search, "solve", waits)
+    net, x = mnist_like
+    w, r = top2(net, x)
+    result = search_counterexamples(net, x, w, r, k=1, eps_start=0.05, eps_step=0.05, timeout=20, milp_after=20)
+    q = result.queries[-1]
+    assert q.status == "sat" and q.phases["marabou"] >= 0.4 and q.seconds - q.cpu >= 0.35
+
+
+def test_the_phase_clock_counts_the_cpu_of_the_forks_a_query_waited_for():
+    """Slices and subtrees run in forks (apart.py, bab.py): their CPU time is the query's once they are reaped."""
+    import os
+
+    from fvtui.verify.phases import PhaseClock
+
+    clock = PhaseClock()
+    with clock("marabou"):
+        pid = os.fork()
+        if pid == 0:
+            end = time.process_time() + 0.3
+            while time.process_time() < end:
+                pass
+            os._exit(0)
+        os.waitpid(pid, 0)
+    assert clock.seconds["marabou"] >= 0.3 and clock.cpu() >= 0.28
+    with pytest.raises(AssertionError):
+        with clock("lunch"):
+            pass
+
+
 def test_where_marabou_runs_out_in_the_first_box_it_is_asked_in_a_tenth_of_it(monkeypatch, mnist_like):
     """A sub-box around the known input can still leave Marabou too many ReLUs to split on (a paper-reproduction
     query ran out its 0.01 box, then took 722 s on the whole query); NARROWS[1] leaves it nearly none. Its answer
@@ -593,7 +651,8 @@ def test_a_search_result_survives_the_round_journal_bit_for_bit():
     points = [Counterexample(rng.random(784, dtype=np.float32), 0.11, 3, 0.02, "lp"),
               Counterexample(np.nextafter(np.float32(0.5), np.float32(1), dtype=np.float32).repeat(784), 0.11, 4,
                              0.0, "seed")]
-    queries = [QueryRecord(0.06, "unsat", 1.5, 12, milp=True), QueryRecord(0.11, "sat", 0.01, 3, lp=True),
+    queries = [QueryRecord(0.06, "unsat", 1.5, 12, milp=True, phases={"marabou": 1.0, "decide": 0.49}, cpu=1.47),
+               QueryRecord(0.11, "sat", 0.01, 3, lp=True),
                QueryRecord(0.11, "spurious", 0.2, 0, point="AAAA")]
     result = SearchResult("timeout", points, queries, 0.11, 2.25, "cut short")
     again = SearchResult.from_dict(json.loads(json.dumps(result.to_dict())))

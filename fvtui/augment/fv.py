@@ -30,6 +30,12 @@ def stored_seconds(q: QueryRecord) -> float:
     return 0.0 if q.presolved else max(round(q.seconds, 3), 0.001)
 
 
+def stored_phases(q: QueryRecord) -> dict[str, float]:
+    """A query's phases and CPU time as the round stores them (SampleVerification.query_phases)."""
+    times = {**q.phases, "cpu": q.cpu}
+    return {name: round(t, 3) for name, t in times.items() if round(t, 3) > 0}
+
+
 def sample_status(result: SearchResult, kept: int) -> str:
     if result.status == "exhausted":
         return "counterexample" if kept else "robust"
@@ -110,7 +116,8 @@ def fv(ctx: AugmentContext) -> AugmentResult:
             source=int(ctx.source[row]), status=sample_status(result, len(confirmed)), eps=float(result.final_eps),
             found=len(confirmed), spurious=statuses.count("spurious") + rejected, queries=len(result.queries),
             seconds=round(result.solver_seconds, 4), message=result.message, search_seconds=round(result.seconds, 4),
-            query_seconds=[stored_seconds(q) for q in result.queries], unkept=unkept)
+            query_seconds=[stored_seconds(q) for q in result.queries],
+            query_phases=[stored_phases(q) for q in result.queries], unkept=unkept)
         verification[row] = record
         ctx.on_sample(row, record)
 

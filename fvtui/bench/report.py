@@ -22,8 +22,9 @@ import numpy as np
 
 from ..errors import UserError
 from ..metrics import DISTANCE_STATS, aubc
-from ..records import PHASES, RoundRecord
+from ..records import PHASES, RoundRecord, phase_text
 from ..store import Session
+from ..verify.phases import PHASES as QUERY_PHASES
 from .digest import Digest, Moments, load_all, of_session, save
 from .methods import PAPER_METHODS, Method
 from .spec import BenchSpec
@@ -329,7 +330,8 @@ def diversity_markdown(rows: list[list[Any]]) -> str:
 def timing_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
     header = ["dataset", "method", "label", "seed", "session", "rounds", *(f"{p}_s" for p in PHASES), "total_s",
               "queries", *OUTCOMES, *(f"samples_{s}" for s in SAMPLE_STATUSES), "synthetic", "queries_per_s",
-              "counterexamples_per_s", "queries_over_30s", "longest_query_s"]
+              "counterexamples_per_s", "queries_over_30s", "longest_query_s",
+              *(f"query_{p}_s" for p in QUERY_PHASES), "query_cpu_s", "longest_query_phases"]
     rows = []
     for r in runs:
         seconds = {p: sum(rec.seconds.get(p, 0.0) for rec in r.records) for p in PHASES}
@@ -340,12 +342,16 @@ def timing_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
         verify = seconds["augment"]
         verifying = queries > 0
         query_seconds = [t for rec in r.records for v in rec.verification for t in v.query_seconds]
+        phases = [p for rec in r.records for v in rec.verification for p in v.query_phases]
+        longest = phases[int(np.argmax(query_seconds))] if phases and len(phases) == len(query_seconds) else {}
         rows.append([r.dataset, r.method.key, r.method.label, r.seed, r.name, len(r.records),
                      *(round(seconds[p], 3) for p in PHASES), round(sum(seconds.values()), 3), queries,
                      *outcomes.values(), *statuses.values(), synthetic,
                      round(queries / verify, 3) if verifying and verify > 0 else "",
                      round(synthetic / verify, 3) if verifying and verify > 0 else "",
-                     sum(t > SLOW_QUERY_S for t in query_seconds), max(query_seconds, default="")])
+                     sum(t > SLOW_QUERY_S for t in query_seconds), max(query_seconds, default=""),
+                     *(round(sum(p.get(name, 0.0) for p in phases), 3) if phases else "" for name in QUERY_PHASES),
+                     round(sum(p.get("cpu", 0.0) for p in phases), 3) if phases else "", phase_text(longest)])
     return header, rows
 
 
@@ -382,7 +388,36 @@ def timing_markdown(header: list[str], rows: list[list[Any]]) -> str:
                      + f" | {mean('total_s'):.1f} | {queries} | "
                      + " | ".join(str(total(k)) for k in OUTCOMES) + f" | {rate} | {made} | "
                      + f"{total('queries_over_30s') if queries else '-'} | {longest(members)} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _phase_lines(header, groups)) + "\n"
+
+
+def _phase_lines(header: list[str], groups: dict[str, list[list[Any]]]) -> list[str]:
+    """Where the solver's time went, per method: each phase's share of the queries' summed time (phases.py),
+    CPU time over wall time (well below 1: the queries waited for a core or were stopped), and the longest
+    query's phases. Only sessions that recorded phases count."""
+    col = {name: i for i, name in enumerate(header)}
+    lines = []
+    for label, members in groups.items():
+        recorded = [m for m in members if m[col["query_cpu_s"]] != ""]
+        wall = {p: sum(m[col[f"query_{p}_s"]] for m in recorded) for p in QUERY_PHASES}
+        total = sum(wall.values())
+        if not total:
+            continue
+        slowest = max(recorded, key=lambda m: m[col["longest_query_s"]])
+        cpu = sum(m[col["query_cpu_s"]] for m in recorded) / total
+        lines.append(f"| {label} | {len(recorded)} | " + " | ".join(f"{wall[p] / total:.2f}" for p in QUERY_PHASES)
+                     + f" | {total:.1f} | {cpu:.2f} | {slowest[col['longest_query_s']]:.1f} s: "
+                     + f"{slowest[col['longest_query_phases']]} ({slowest[col['session']]}) |")
+    if not lines:
+        return []
+    return ["", "## Where the solver's time went", "",
+            "Each phase's share of the queries' time, summed over the sessions that recorded it: lp (the region "
+            "program), offer (branch and bound before Marabou), build (Marabou's input query), marabou (its first "
+            "call: the slice, or the whole budget), decide (HiGHS after the slice), narrowed (Marabou near HiGHS' "
+            "input), whole (Marabou on the whole query after that). cpu/wall: the queries' CPU time over their "
+            "time, forks included; well below 1, they waited (a loaded machine, a stop).", "",
+            "| method | sessions | " + " | ".join(QUERY_PHASES) + " | phases s | cpu/wall | longest query |",
+            "|---|---:|" + "---:|" * len(QUERY_PHASES) + "---:|---:|---|", *lines]
 
 
 # -- shared -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from .apart import solve_apart, solve_guarded
 from .cores import Cores
 from .exclusions import simplify_exclusions
 from .network import Network
+from .phases import PhaseClock
 from .query import FirstLayerEquations, Solved, build_query, solve
 from .region import RegionLP
 from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, VerifyResult, encode_point
@@ -221,11 +222,12 @@ def search_counterexamples(
                 resumes, work, ran_out = resumed(), 0, False
                 report("start", QueryRecord(eps, "running", 0.0, n_disj))
                 starts += 1
-                tq = time.perf_counter()
+                tq, clock = time.perf_counter(), PhaseClock()
 
                 def query():
-                    return build_query(net, simple.lower, simple.upper, target_w, [runner_up_r], margin, simple.pixels,
-                                       simple.centers, delta, first_layer=first_layer)
+                    with clock("build"):
+                        return build_query(net, simple.lower, simple.upper, target_w, [runner_up_r], margin,
+                                           simple.pixels, simple.centers, delta, first_layer=first_layer)
 
                 def left() -> float:
                     return max(1.0, timeout - (time.perf_counter() - tq))
@@ -233,14 +235,18 @@ def search_counterexamples(
                 first = timeout if legacy else min(timeout, milp_after)
                 # lp mode: branch and bound (one hidden layer) has the whole budget, and is not asked twice
                 exact_tried = region is not None and bab.applies(net)
-                solved = None if region is None else _by_programs(
-                    region, net, simple, excluded[-1] if excluded else x, target_w, runner_up_r, margin, delta,
-                    timeout if exact_tried else first, cores)
+                solved = None
+                if region is not None:
+                    with clock("lp"):
+                        solved = _by_programs(region, net, simple, excluded[-1] if excluded else x, target_w,
+                                              runner_up_r, margin, delta, timeout if exact_tried else first, cores)
                 open_proof = False  # the offer ran out of programs: a hard proof, not Marabou's to settle in a slice
                 if region is None and not legacy and witness is None and bab.applies(net) and first < timeout \
                         and PROOF_FIRST > 0:
-                    proof = bab.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels,
-                                       simple.centers, delta, time_limit=timeout, lp_limit=PROOF_FIRST)
+                    with clock("offer"):
+                        proof = bab.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin,
+                                           simple.pixels, simple.centers, delta, time_limit=timeout,
+                                           lp_limit=PROOF_FIRST)
                     solved = Solved("unsat", None, 0.0) if proof.status == "infeasible" else None
                     open_proof = proof.status == "unknown"
                     if proof.status == "feasible":  # the narrowing's centre, should Marabou's slice run out
@@ -259,27 +265,35 @@ def search_counterexamples(
                     else:
                         run = solve_apart if slice_ and hard_before else \
                             solve_guarded if slice_ and deaf is not None else solve
-                        solved = run(query(), x.size, left() if exact_tried else first)
+                        ipq = query()
+                        with clock("marabou"):
+                            solved = run(ipq, x.size, left() if exact_tried else first)
                     ran_out = slice_ and solved.status == "timeout"
                     # one that outlasts its slice is hard, however little work Marabou reported (none, if stopped)
                     work += max(solved.work, SLOW_WORK + 1) if solved.status == "timeout" else solved.work
                 if solved.status == "timeout" and first < timeout and not exact_tried:
-                    decision = milp.Decision("feasible", witness) if witness is not None else _decide(
-                        net, simple.lower, simple.upper, target_w, runner_up_r, margin, simple.pixels, simple.centers,
-                        delta, time_limit=left(), cores=cores)
+                    if witness is not None:
+                        decision = milp.Decision("feasible", witness)
+                    else:
+                        with clock("decide"):
+                            decision = _decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin,
+                                               simple.pixels, simple.centers, delta, time_limit=left(), cores=cores)
                     if decision.status == "infeasible":
                         solved, decided_by_milp = Solved("unsat", None, 0.0), True
                     else:
                         if decision.status == "feasible":
-                            solved = _solve_near(net, decision.x, simple.lower, simple.upper, excluded, target_w,
-                                                 runner_up_r, margin, delta, left(), first_layer)
+                            with clock("narrowed"):
+                                solved = _solve_near(net, decision.x, simple.lower, simple.upper, excluded, target_w,
+                                                     runner_up_r, margin, delta, left(), first_layer)
                             narrowed = solved.status == "sat"
                             work += solved.work
                         if not narrowed:
-                            solved = solve(query(), x.size, left())
+                            ipq = query()
+                            with clock("whole"):
+                                solved = solve(ipq, x.size, left())
                             work += solved.work
                 record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj, milp=decided_by_milp,
-                                     narrowed=narrowed, lp=by_program)
+                                     narrowed=narrowed, lp=by_program, phases=clock.seconds, cpu=clock.cpu())
             if ran_out:  # not a slice a stop cut short: the query asked again must meet the same search
                 ran_out_at = eps
             if solved.status == "sat":

@@ -27,13 +27,14 @@ from textual.widgets import Input, Label, Static
 
 from ...errors import Cancelled
 from ...pictures import to_pil
-from ...records import RoundRecord, SyntheticBatch
+from ...records import RoundRecord, SyntheticBatch, phase_text
 from ...store import Session
 from ..images import TerminalImage, amplified_difference, cell_size
 from ..widgets.footer import Footer
 
 FIXED_ROWS = 13  # title, captions, detail, probabilities, the verify line, footer
 TOP_CLASSES = 4
+SLOW_QUERY_NOTE_S = 1.0  # a sample's longest query at least this long: its phases join the search line
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ def round_subjects(dataset, record: RoundRecord, synthetic: SyntheticBatch) -> l
         if v is not None:
             note = (f"search: {v.status} at eps {v.eps:.3f}, {v.found} found, {v.spurious} spurious, "
                     f"{v.queries} queries, {v.seconds:.1f} s" + (f" ({v.message})" if v.message else ""))
+            slow = int(np.argmax(v.query_seconds)) if v.query_seconds else 0
+            if len(v.query_phases) == len(v.query_seconds) and v.query_seconds and \
+                    v.query_seconds[slow] >= SLOW_QUERY_NOTE_S:
+                note += f"; query {slow + 1} took {v.query_seconds[slow]:.1f} s: {phase_text(v.query_phases[slow])}"
         else:
             note = f"{len(mine)} synthetic samples from {s.augment}"
         candidates = [Candidate(synthetic.x[i], float(synthetic.eps[i]), str(synthetic.origin[i])) for i in mine]
