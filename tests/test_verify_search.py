@@ -641,6 +641,41 @@ def test_a_slice_a_stop_cut_short_is_given_again(monkeypatch, mnist_like):
     assert [ce.x.tobytes() for ce in result.counterexamples] == [ce.x.tobytes() for ce in plain.counterexamples]
 
 
+@pytest.mark.parametrize("where", ["marabou", "narrowed"])
+def test_a_query_answered_across_a_stop_is_kept(monkeypatch, mnist_like, where):
+    """A stop costs no query that its clocks did not cut short after it: Marabou's answer does not depend on
+    the clock, and a slice that ran out before the stop ran out without it too. 'marabou': the stop falls in a
+    Marabou call that answers; 'narrowed': every slice runs out, then the stop falls in the narrowed query
+    that answers. No query is asked again, and the search is the unstopped one, point for point."""
+    import fvtui.verify.search as search
+
+    net, x = mnist_like
+    w, r = top2(net, x)
+    settings = dict(k=4, eps_start=0.005, eps_step=0.01, timeout=20, milp_after=20 if where == "marabou" else 0.5)
+    continued = [0]
+
+    def stopping(real):
+        def solve(ipq, n, timeout):
+            if timeout <= 0.5:  # a slice: it runs out, before any stop
+                return search.Solved("timeout", None, timeout, "timed out")
+            answer = real(ipq, n, timeout)
+            continued[0] += 1  # the process was stopped and continued meanwhile
+            return answer
+        return solve
+
+    monkeypatch.setattr(search, "solve", stopping(search.solve))
+    monkeypatch.setattr(search, "solve_apart", stopping(search.solve_apart))
+    plain = search.search_counterexamples(net, x, w, r, **settings)  # the same search, never stopped
+    assert any(q.narrowed for q in plain.queries) == (where == "narrowed")
+    continued[0], starts = 0, []
+    result = search.search_counterexamples(net, x, w, r, **settings, resumed=lambda: continued[0],
+                                           report=lambda kind, _: starts.append(kind == "start"))
+    assert continued[0] > 0 and sum(starts) == len(result.queries) - sum(q.presolved for q in result.queries)
+    assert [(q.status, q.eps, q.narrowed) for q in result.queries] == \
+        [(q.status, q.eps, q.narrowed) for q in plain.queries]
+    assert [ce.x.tobytes() for ce in result.counterexamples] == [ce.x.tobytes() for ce in plain.counterexamples]
+
+
 def test_a_search_result_survives_the_round_journal_bit_for_bit():
     """The journal line (JSON) is what a resumed round replays instead of solving again."""
     import json

@@ -82,12 +82,12 @@ def _silent(kind: str, payload: Any) -> None:
 
 def _solve_near(net: Network, point: np.ndarray, lower: np.ndarray, upper: np.ndarray, excluded: list[np.ndarray],
                 target_w: int, runner_up_r: int, margin: float, delta: float, timeout: float,
-                first_layer: FirstLayerEquations) -> Solved:
+                first_layer: FirstLayerEquations, cut_after_stop: Callable[[bool], bool]) -> tuple[Solved, bool]:
     """Marabou on the query restricted to the box within NARROWS[0] of `point` (HiGHS' input), then within each
     smaller one while it finds nothing: any answer it finds answers the whole query. Not SAT (HiGHS' tolerance,
     or time) settles nothing. Each in a fork (apart.py) for at most MILP_AFTER: a sub-box is no promise that
-    Marabou's search is short."""
-    start, solved = time.perf_counter(), Solved("unknown", None, 0.0)
+    Marabou's search is short. Also says whether a box's clock ran out after a stop (`cut_after_stop`)."""
+    start, solved, stopped = time.perf_counter(), Solved("unknown", None, 0.0), False
     points = np.reshape(excluded, (-1, point.size))
     for i, narrow in enumerate(NARROWS):
         left = timeout - (time.perf_counter() - start)
@@ -100,9 +100,10 @@ def _solve_near(net: Network, point: np.ndarray, lower: np.ndarray, upper: np.nd
         near = build_query(net, simple.lower, simple.upper, target_w, [runner_up_r], margin, simple.pixels,
                            simple.centers, delta, first_layer=first_layer)
         solved = solve_apart(near, point.size, min(left, MILP_AFTER))
+        stopped |= cut_after_stop(solved.status == "timeout")
         if solved.status == "sat":
             break
-    return solved
+    return solved, stopped
 
 
 def _decide(net: Network, *args, cores: Cores | None = None, **kwargs) -> milp.Decision:
@@ -170,7 +171,8 @@ def search_counterexamples(
     point (of x before there is one) for each query's point (region.py), then branch and bound
     (bab.py, one hidden layer), and Marabou only when neither settles the query.
     `resumed` counts the times the process was continued after a stop (the worker's SIGCONT): a query
-    that ran across one is asked again, so a stopped session loses nothing and finds the same points.
+    whose clock cut a call short after one is asked again, so a stopped session finds the same points,
+    and a query that ran across a stop without such a cut is kept, so a stop costs no query.
     `cores`: what the pool lends a long branch-and-bound proof (cores.py); the answers do not depend on it.
     `milp_after`: Marabou's slice before the hand-over to HiGHS; None: BAB_AFTER on one hidden layer, else MILP_AFTER;
     infinite: no hand-over (the marabou_slice setting 'off'), so that no point depends on the clock.
@@ -215,11 +217,17 @@ def search_counterexamples(
             witness = None if region is not None or legacy else corner_witness(
                 net, x, simple.lower, simple.upper, simple.pixels, simple.centers, delta, target_w, runner_up_r, margin)
             n_disj = int(simple.pixels.size)
-            resumes = None
-            # asked again when the process was stopped while it ran (Ctrl-Z, SIGSTOP): its wall-clock
-            # caps counted the stop (a timeout, or Marabou's hand-over to branch and bound cut short)
-            while resumes != resumed():
-                resumes, work, ran_out = resumed(), 0, False
+            # Asked again when one of its clocks cut a call short after the process was stopped and continued
+            # (Ctrl-Z, SIGSTOP): the cap ran on during the stop, so the cut (a timeout, Marabou's hand-over to
+            # branch and bound) may be the stop's. Calls that end in an answer do not depend on the clock, nor do
+            # cuts made before the stop (the SIGCONT count is read right after each cut; the continue that
+            # ends a stop is counted before the call it interrupted returns), so those are kept.
+            again = True
+            while again:
+                resumes, work, ran_out, again = resumed(), 0, False, False
+
+                def cut_after_stop(cut: bool) -> bool:
+                    return cut and resumed() != resumes
                 report("start", QueryRecord(eps, "running", 0.0, n_disj))
                 starts += 1
                 tq, clock = time.perf_counter(), PhaseClock()
@@ -240,6 +248,7 @@ def search_counterexamples(
                     with clock("lp"):
                         solved = _by_programs(region, net, simple, excluded[-1] if excluded else x, target_w,
                                               runner_up_r, margin, delta, timeout if exact_tried else first, cores)
+                    again |= cut_after_stop(solved is None)
                 open_proof = False  # the offer ran out of programs: a hard proof, not Marabou's to settle in a slice
                 if region is None and not legacy and witness is None and bab.applies(net) and first < timeout \
                         and PROOF_FIRST > 0:
@@ -247,6 +256,7 @@ def search_counterexamples(
                         proof = bab.decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin,
                                            simple.pixels, simple.centers, delta, time_limit=timeout,
                                            lp_limit=PROOF_FIRST)
+                    again |= cut_after_stop(proof.status == "unknown")
                     solved = Solved("unsat", None, 0.0) if proof.status == "infeasible" else None
                     open_proof = proof.status == "unknown"
                     if proof.status == "feasible":  # the narrowing's centre, should Marabou's slice run out
@@ -268,6 +278,7 @@ def search_counterexamples(
                         ipq = query()
                         with clock("marabou"):
                             solved = run(ipq, x.size, left() if exact_tried else first)
+                        again |= cut_after_stop(solved.status == "timeout")
                     ran_out = slice_ and solved.status == "timeout"
                     # one that outlasts its slice is hard, however little work Marabou reported (none, if stopped)
                     work += max(solved.work, SLOW_WORK + 1) if solved.status == "timeout" else solved.work
@@ -278,23 +289,26 @@ def search_counterexamples(
                         with clock("decide"):
                             decision = _decide(net, simple.lower, simple.upper, target_w, runner_up_r, margin,
                                                simple.pixels, simple.centers, delta, time_limit=left(), cores=cores)
+                        again |= cut_after_stop(decision.status == "unknown")
                     if decision.status == "infeasible":
                         solved, decided_by_milp = Solved("unsat", None, 0.0), True
                     else:
                         if decision.status == "feasible":
                             with clock("narrowed"):
-                                solved = _solve_near(net, decision.x, simple.lower, simple.upper, excluded, target_w,
-                                                     runner_up_r, margin, delta, left(), first_layer)
-                            narrowed = solved.status == "sat"
+                                solved, stopped = _solve_near(net, decision.x, simple.lower, simple.upper, excluded,
+                                                              target_w, runner_up_r, margin, delta, left(),
+                                                              first_layer, cut_after_stop)
+                            narrowed, again = solved.status == "sat", again or stopped
                             work += solved.work
                         if not narrowed:
                             ipq = query()
                             with clock("whole"):
                                 solved = solve(ipq, x.size, left())
+                            again |= cut_after_stop(solved.status == "timeout")
                             work += solved.work
                 record = QueryRecord(eps, solved.status, time.perf_counter() - tq, n_disj, milp=decided_by_milp,
                                      narrowed=narrowed, lp=by_program, phases=clock.seconds, cpu=clock.cpu())
-            if ran_out:  # not a slice a stop cut short: the query asked again must meet the same search
+            if ran_out:  # not a slice a stop cut short: that query was asked again
                 ran_out_at = eps
             if solved.status == "sat":
                 point = _as_input(solved.x, simple.lower, simple.upper)
