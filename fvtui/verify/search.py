@@ -10,7 +10,7 @@ certified_radius, 'bracket' ((lower, upper, counterexample or None)).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 import numpy as np
 
@@ -45,7 +45,11 @@ BAB_AFTER = 1.0
 # A box of 0.01 leaves Marabou many ReLUs to split on; where it ran out, a tenth of it answered at once. In the paper reproduction (Fashion-MNIST random-fv-s2, round 18, sample 810), the 0.01 box ran out
 # its 10 s on a SAT query at eps 0.21 with 1,417 exclusion disjunctions, and the whole query then took
 # Marabou 722 s, the next one 516 s; in a box of 0.003, 0.001 or 0.0003 Marabou answered it in 0.06-0.14 s.
-# Only queries whose 0.01 box runs out reach the second: every other query keeps its point.
+# Only queries whose 0.01 box runs out reach the second: every other query keeps its point. Such run-outs also
+# come in runs (random+fv at 32 hidden units, Fashion-MNIST seed 0: sample 45165's queries 11-13 at one eps, each
+# 10 s in the 0.01 box before the 0.001 box answered in 0.1-0.3 s), so once the 0.01 box has run out at an eps,
+# the search's next narrowed queries at that eps start at the 0.001 box: Marabou's point, where it would have
+# been found after the run-out.
 NARROWS = (0.01, 0.001)
 # On one hidden layer, a query without a corner witness (witness.py: nearly every SAT query has one, no
 # UNSAT query can) goes to branch and bound first, for up to this many linear programs. Only its UNSAT is
@@ -80,16 +84,23 @@ def _silent(kind: str, payload: Any) -> None:
     pass
 
 
+class Near(NamedTuple):
+    solved: Solved  # Marabou's answer in the last box asked
+    stopped: bool  # a box's clock ran out after a stop (cut_after_stop): the query is asked again
+    ran_out: tuple[float, ...]  # the boxes whose clock ran out
+
+
 def _solve_near(net: Network, point: np.ndarray, lower: np.ndarray, upper: np.ndarray, excluded: list[np.ndarray],
                 target_w: int, runner_up_r: int, margin: float, delta: float, timeout: float,
-                first_layer: FirstLayerEquations, cut_after_stop: Callable[[bool], bool]) -> tuple[Solved, bool]:
-    """Marabou on the query restricted to the box within NARROWS[0] of `point` (HiGHS' input), then within each
+                first_layer: FirstLayerEquations, cut_after_stop: Callable[[bool], bool],
+                boxes: tuple[float, ...] = NARROWS) -> Near:
+    """Marabou on the query restricted to the first of `boxes` around `point` (HiGHS' input), then to each
     smaller one while it finds nothing: any answer it finds answers the whole query. Not SAT (HiGHS' tolerance,
     or time) settles nothing. Each in a fork (apart.py) for at most MILP_AFTER: a sub-box is no promise that
-    Marabou's search is short. Also says whether a box's clock ran out after a stop (`cut_after_stop`)."""
-    start, solved, stopped = time.perf_counter(), Solved("unknown", None, 0.0), False
+    Marabou's search is short."""
+    start, solved, stopped, ran_out = time.perf_counter(), Solved("unknown", None, 0.0), False, ()
     points = np.reshape(excluded, (-1, point.size))
-    for i, narrow in enumerate(NARROWS):
+    for i, narrow in enumerate(boxes):
         left = timeout - (time.perf_counter() - start)
         if i and left < 1.0:  # too little left for another box: the caller's whole query has at least a second
             break
@@ -101,9 +112,10 @@ def _solve_near(net: Network, point: np.ndarray, lower: np.ndarray, upper: np.nd
                            simple.centers, delta, first_layer=first_layer)
         solved = solve_apart(near, point.size, min(left, MILP_AFTER))
         stopped |= cut_after_stop(solved.status == "timeout")
+        ran_out += (narrow,) if solved.status == "timeout" else ()
         if solved.status == "sat":
             break
-    return solved, stopped
+    return Near(solved, stopped, ran_out)
 
 
 def _decide(net: Network, *args, cores: Cores | None = None, **kwargs) -> milp.Decision:
@@ -205,6 +217,7 @@ def search_counterexamples(
     work = 0  # Marabou's main-loop iterations in the last query
     starts = 0
     ran_out_at = None  # the eps at which Marabou's slice last ran out
+    box_ran_out_at = None  # the eps at which the narrowed query's first box last ran out
     while len(found) < k:
         hard_before = work > SLOW_WORK
         work = 0
@@ -224,7 +237,7 @@ def search_counterexamples(
             # ends a stop is counted before the call it interrupted returns), so those are kept.
             again = True
             while again:
-                resumes, work, ran_out, again = resumed(), 0, False, False
+                resumes, work, ran_out, box_ran_out, again = resumed(), 0, False, False, False
 
                 def cut_after_stop(cut: bool) -> bool:
                     return cut and resumed() != resumes
@@ -294,11 +307,13 @@ def search_counterexamples(
                         solved, decided_by_milp = Solved("unsat", None, 0.0), True
                     else:
                         if decision.status == "feasible":
+                            boxes = NARROWS[1:] if box_ran_out_at == eps else NARROWS
                             with clock("narrowed"):
-                                solved, stopped = _solve_near(net, decision.x, simple.lower, simple.upper, excluded,
-                                                              target_w, runner_up_r, margin, delta, left(),
-                                                              first_layer, cut_after_stop)
+                                solved, stopped, boxes_out = _solve_near(
+                                    net, decision.x, simple.lower, simple.upper, excluded, target_w, runner_up_r,
+                                    margin, delta, left(), first_layer, cut_after_stop, boxes)
                             narrowed, again = solved.status == "sat", again or stopped
+                            box_ran_out = NARROWS[0] in boxes_out
                             work += solved.work
                         if not narrowed:
                             ipq = query()
@@ -310,6 +325,8 @@ def search_counterexamples(
                                      narrowed=narrowed, lp=by_program, phases=clock.seconds, cpu=clock.cpu())
             if ran_out:  # not a slice a stop cut short: that query was asked again
                 ran_out_at = eps
+            if box_ran_out:
+                box_ran_out_at = eps
             if solved.status == "sat":
                 point = _as_input(solved.x, simple.lower, simple.upper)
                 excluded.append(point)
