@@ -64,8 +64,8 @@ class SampleVerification:
     # 0 in sessions saved before fvtui recorded it.
     search_seconds: float = 0.0
     query_seconds: list[float] = field(default_factory=list)  # each query's solver time, in order
-    # Each query's wall seconds per phase (fvtui/verify/phases.py) and its CPU seconds under 'cpu', to the ms,
-    # phases under half a ms left out: what held a long query. Empty in sessions saved before fvtui recorded it.
+    # Each query's wall seconds per phase it passed through (fvtui/verify/phases.py) and its CPU seconds under
+    # 'cpu', to the ms: what held a long query. Empty in sessions saved before fvtui recorded it.
     query_phases: list[dict[str, float]] = field(default_factory=list)
     # Solver points that are not among the round's synthetic samples, so that the queries after them
     # can be rebuilt (interop/replay.py): {"query": 0-based index, "x": encode_point, "counted": it
