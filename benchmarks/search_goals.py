@@ -14,7 +14,7 @@ longest query.
 
     FVTUI_DATA_DIR=../shared/datasets python benchmarks/search_goals.py [--goals fvaal128,random128,random32]
         [--rounds 20] [--seed 0] [--workers 2] [--timeout 300] [--dataset fashionmnist] [--marabou-slice auto|off]
-        [--limit SECONDS]
+        [--limit SECONDS] [--keep DIR]
 
 Goals (issue 23, on an idle 2-core machine): fvaal128 <= 180 s; random128 <= 20 min with <= 1% of samples
 cut short at a >= 300 s cap; random32 <= 5 min with none cut short.
@@ -118,13 +118,16 @@ def main() -> None:
     ap.add_argument("--limit", type=float, default=None,
                     help="seconds per goal, then stop the session as Ctrl-C would and report its finished rounds")
     ap.add_argument("--per-round", action="store_true", help="also print each round's augment time and efficiency")
+    ap.add_argument("--keep", metavar="DIR", help="keep the sessions in this sessions folder, to replay their searches "
+                    "or read their queries' phases (default: a temporary folder, removed)")
     args = ap.parse_args()
     unknown = [g for g in args.goals.split(",") if g not in GOALS]
     if unknown:
         sys.exit(f"unknown goal(s) {', '.join(unknown)}; choose from {', '.join(GOALS)}")
     with tempfile.TemporaryDirectory(prefix="fvtui-goals-") as tmp:
+        root = Path(args.keep or tmp)
         for name in args.goals.split(","):
-            print(run_goal(name, args, Path(tmp)), flush=True)
+            print(run_goal(name, args, root), flush=True)
 
 
 if __name__ == "__main__":
