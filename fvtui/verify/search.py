@@ -183,8 +183,9 @@ def search_counterexamples(
     point (of x before there is one) for each query's point (region.py), then branch and bound
     (bab.py, one hidden layer), and Marabou only when neither settles the query.
     `resumed` counts the times the process was continued after a stop (the worker's SIGCONT): a query
-    whose clock cut a call short after one is asked again, so a stopped session finds the same points,
-    and a query that ran across a stop without such a cut is kept, so a stop costs no query.
+    whose clock cut a call short after one is asked again, so a stopped session reaches the same verdicts
+    (and the same points, but for the process's memory history: README, Sessions), and a query that ran
+    across a stop without such a cut is kept, so a stop costs no query.
     `cores`: what the pool lends a long branch-and-bound proof (cores.py); the answers do not depend on it.
     `milp_after`: Marabou's slice before the hand-over to HiGHS; None: BAB_AFTER on one hidden layer, else MILP_AFTER;
     infinite: no hand-over (the marabou_slice setting 'off'), so that no point depends on the clock.
