@@ -73,6 +73,11 @@ class SampleVerification:
     unkept: list[dict[str, Any]] = field(default_factory=list)
 
 
+def longest_query(seconds: list[float], phases: list[dict[str, float]]) -> int | None:
+    """The index of the longest of these queries, None when there is none or their phases were not recorded."""
+    return int(np.argmax(seconds)) if seconds and len(phases) == len(seconds) else None
+
+
 def phase_text(phases: dict[str, float]) -> str:
     """A stored query's phases (SampleVerification.query_phases) as a line, largest first:
     'marabou 0.120 s, build 0.006 s; cpu 0.125 s'."""

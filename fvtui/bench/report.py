@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..metrics import DISTANCE_STATS, aubc
-from ..records import PHASES, RoundRecord, phase_text
+from ..records import PHASES, RoundRecord, longest_query, phase_text
 from ..store import Session
 from ..verify.phases import PHASES as QUERY_PHASES
 from .digest import Digest, Moments, load_all, of_session, save
@@ -343,7 +343,7 @@ def timing_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
         verifying = queries > 0
         query_seconds = [t for rec in r.records for v in rec.verification for t in v.query_seconds]
         phases = [p for rec in r.records for v in rec.verification for p in v.query_phases]
-        longest = phases[int(np.argmax(query_seconds))] if phases and len(phases) == len(query_seconds) else {}
+        slow = longest_query(query_seconds, phases)
         rows.append([r.dataset, r.method.key, r.method.label, r.seed, r.name, len(r.records),
                      *(round(seconds[p], 3) for p in PHASES), round(sum(seconds.values()), 3), queries,
                      *outcomes.values(), *statuses.values(), synthetic,
@@ -351,7 +351,7 @@ def timing_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
                      round(synthetic / verify, 3) if verifying and verify > 0 else "",
                      sum(t > SLOW_QUERY_S for t in query_seconds), max(query_seconds, default=""),
                      *(round(sum(p.get(name, 0.0) for p in phases), 3) if phases else "" for name in QUERY_PHASES),
-                     round(sum(p.get("cpu", 0.0) for p in phases), 3) if phases else "", phase_text(longest)])
+                     round(sum(p.get("cpu", 0.0) for p in phases), 3) if phases else "", phase_text(phases[slow]) if slow is not None else ""])
     return header, rows
 
 

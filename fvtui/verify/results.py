@@ -29,7 +29,7 @@ class QueryRecord:
     narrowed: bool = False  # a SAT whose point Marabou found near HiGHS' solution (search.NARROWS)
     lp: bool = False  # a SAT whose point the activation-region program found (points='lp', region.py)
     point: str = ""  # 'spurious': the solver's point (encode_point), which later queries exclude
-    phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phase.PHASES the query passed through
+    phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phases.PHASES the query passed through
     cpu: float = 0.0  # CPU seconds of the search's process and its forks during the query (phases.py)
 
 

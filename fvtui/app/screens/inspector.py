@@ -27,7 +27,7 @@ from textual.widgets import Input, Label, Static
 
 from ...errors import Cancelled
 from ...pictures import to_pil
-from ...records import RoundRecord, SyntheticBatch, phase_text
+from ...records import RoundRecord, SyntheticBatch, longest_query, phase_text
 from ...store import Session
 from ..images import TerminalImage, amplified_difference, cell_size
 from ..widgets.footer import Footer
@@ -76,9 +76,8 @@ def round_subjects(dataset, record: RoundRecord, synthetic: SyntheticBatch) -> l
         if v is not None:
             note = (f"search: {v.status} at eps {v.eps:.3f}, {v.found} found, {v.spurious} spurious, "
                     f"{v.queries} queries, {v.seconds:.1f} s" + (f" ({v.message})" if v.message else ""))
-            slow = int(np.argmax(v.query_seconds)) if v.query_seconds else 0
-            if len(v.query_phases) == len(v.query_seconds) and v.query_seconds and \
-                    v.query_seconds[slow] >= SLOW_QUERY_NOTE_S:
+            slow = longest_query(v.query_seconds, v.query_phases)
+            if slow is not None and v.query_seconds[slow] >= SLOW_QUERY_NOTE_S:
                 note += f"; query {slow + 1} took {v.query_seconds[slow]:.1f} s: {phase_text(v.query_phases[slow])}"
         else:
             note = f"{len(mine)} synthetic samples from {s.augment}"
