@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from fvtui.verify import bab, milp, search_counterexamples
+from fvtui.verify.exclusions import simplify_exclusions
+from fvtui.verify.highs import run_for
 
-from test_verify_search import D, M, plain_marabou, random_net, random_query, top2
+from test_verify_search import D, M, box, plain_marabou, random_net, random_query, top2
 
 
 def one_layer_query(seed, hidden=12):
@@ -159,14 +161,18 @@ def test_a_query_whose_offer_runs_out_of_programs_has_no_marabou_slice(monkeypat
 
     net, x, w, r = search_case()
     plain = search_counterexamples(net, x, w, r, k=3, eps_start=0.001, eps_step=0.01, timeout=20, milp_after=np.inf)
-    events, real, real_solve = [], bab.decide, search.solve
+    events, real, real_solve = [], bab.proof, search.solve
 
-    def decide(*a, **k):  # every offer ends open, as one on a hard proof does
-        decision = milp.Decision("unknown", None) if k.get("lp_limit") else real(*a, **k)
-        events.append(("offer" if k.get("lp_limit") else "proof", decision.status))
-        return decision
+    def proof(*a, **k):
+        run = real(*a, **k)
 
-    monkeypatch.setattr(bab, "decide", decide)
+        def runs(time_limit, lp_limit=None, cores=None):  # every offer ends open, as one on a hard proof does
+            decision = milp.Decision("unknown", None) if lp_limit else run(time_limit, lp_limit, cores)
+            events.append(("offer" if lp_limit else "proof", decision.status))
+            return decision
+        return runs
+
+    monkeypatch.setattr(bab, "proof", proof)
     monkeypatch.setattr(search, "solve", lambda ipq, n, t: events.append(("slice" if t <= 1 else "whole", "")) or
                         real_solve(ipq, n, t))
     monkeypatch.setattr(search, "corner_witness", lambda *a: None)  # every query is offered
@@ -177,6 +183,38 @@ def test_a_query_whose_offer_runs_out_of_programs_has_no_marabou_slice(monkeypat
     assert not any(kind == "slice" for kind, _ in events)
 
 
+def test_branch_and_bound_takes_up_an_open_offer_where_it_stopped(monkeypatch):
+    """After an offer that ran out of programs (here one: a query SAT by a hair needs a tree), the query's branch
+    and bound goes on with that offer's tree instead of starting over, and the verdicts and eps levels stay
+    those of Marabou alone."""
+    import fvtui.verify.search as search
+
+    net, x, w, r, *_ = random_query(2, (10, 16, 4))
+    lower, upper = box(x, 0.2)
+    margin = best_reach(net, w, r, simplify_exclusions(lower, upper, np.zeros((0, x.size)), D))[0] - 0.002
+    settings = dict(k=2, eps_start=0.2, eps_step=0.05, timeout=20, margin=margin)
+    plain = search_counterexamples(net, x, w, r, **settings, milp_after=np.inf)
+    runs, real = [], bab.proof
+
+    def proof(*a, **k):
+        run = real(*a, **k)
+
+        def counted(time_limit, lp_limit=None, cores=None):
+            decision = run(time_limit, lp_limit, cores)
+            runs.append((lp_limit, decision.status))
+            return decision
+        return counted
+
+    monkeypatch.setattr(bab, "proof", proof)
+    monkeypatch.setattr(search, "PROOF_FIRST", 1)
+    monkeypatch.setattr(search, "corner_witness", lambda *a: None)  # every query is offered
+    monkeypatch.setattr(bab, "decide", lambda *a, **k: pytest.fail("a proof started over"))
+    result = search_counterexamples(net, x, w, r, **settings)
+    assert [(q.eps, q.status) for q in result.queries] == [(q.eps, q.status) for q in plain.queries]
+    taken_up = [b for a, b in zip(runs, runs[1:]) if a == (1, "unknown")]
+    assert taken_up and all(lp_limit is None and status == "feasible" for lp_limit, status in taken_up)
+
+
 def test_only_queries_without_a_witness_are_offered_and_the_points_stay_marabous(monkeypatch):
     """The offer goes to exactly the queries the corner witness leaves open, every UNSAT one among them, and
     not to the SAT ones it answers (there are some after an UNSAT level). Without the witness every query is
@@ -184,11 +222,11 @@ def test_only_queries_without_a_witness_are_offered_and_the_points_stay_marabous
     import fvtui.verify.search as search
 
     net, x, w, r = search_case()
-    real, real_witness = bab.decide, search.corner_witness
+    real, real_witness = bab.proof, search.corner_witness
 
     def run(witness):
         offers, witnessed = [], []
-        monkeypatch.setattr(bab, "decide", lambda *a, **k: offers.append(1) or real(*a, **k))
+        monkeypatch.setattr(bab, "proof", lambda *a, **k: offers.append(1) or real(*a, **k))
         monkeypatch.setattr(search, "corner_witness", lambda *a: witnessed.append(witness(*a)) or witnessed[-1])
         result = search_counterexamples(net, x, w, r, k=4, eps_start=0.001, eps_step=0.01, timeout=20)
         return result, len(offers), [p is not None for p in witnessed]
@@ -237,6 +275,57 @@ def test_a_budget_of_linear_programs_stops_branch_and_bound_the_same_way_on_any_
     assert bab.decide(*args).status == "infeasible"
     assert bab.decide(*args, lp_limit=len(programs)).status == "infeasible"
     assert bab.decide(*args, lp_limit=1).status == "unknown"
+
+
+def counted_programs(monkeypatch, fail_at: int = 0) -> list:
+    """bab.run_for, counted; the fail_at-th program (1-based) gets no time, so HiGHS gives up on it."""
+    programs = []
+    monkeypatch.setattr(bab, "run_for", lambda h, seconds: programs.append(1) or
+                        run_for(h, 0.0 if len(programs) == fail_at else seconds))
+    return programs
+
+
+def test_a_proof_that_outlasts_its_budget_goes_on_where_it_stopped(monkeypatch):
+    """An offer that runs out of programs is not started over when branch and bound takes the query (search.py):
+    the next run goes on from the open nodes and ends where one run would, at the very same input, having run
+    the very same programs, each once. A verdict is final."""
+    net, w, r, simple = one_layer_query(1, hidden=16)
+    low, high = best_reach(net, w, r, simple)
+    programs = counted_programs(monkeypatch)
+    for margin, verdict in ((high + 0.002, "infeasible"), (low - 0.002, "feasible")):
+        args = (net, simple.lower, simple.upper, w, r, margin, simple.pixels, simple.centers, D)
+        programs.clear()
+        whole = bab.decide(*args)
+        n = len(programs)
+        assert whole.status == verdict and n > 12
+        for budget in (1, n // 2, n - 1):
+            programs.clear()
+            run = bab.proof(*args)
+            assert run(60, budget).status == "unknown" and budget <= len(programs) < n
+            resumed = run(60)
+            assert len(programs) == n and resumed.status == verdict
+            assert whole.x is None and resumed.x is None or np.array_equal(whole.x, resumed.x)
+            assert run(60) is resumed and len(programs) == n
+
+
+def test_a_program_highs_gives_up_on_stays_open_for_the_next_run(monkeypatch):
+    """A node whose program HiGHS leaves without an answer ends the run 'unknown' but stays on the tree: the
+    next run solves it, so no part of the box goes unexamined and the verdicts stay exact."""
+    net, w, r, simple = one_layer_query(1, hidden=16)
+    low, high = best_reach(net, w, r, simple)
+    for margin, verdict in ((high + 0.002, "infeasible"), (low - 0.002, "feasible")):
+        args = (net, simple.lower, simple.upper, w, r, margin, simple.pixels, simple.centers, D)
+        programs = counted_programs(monkeypatch)
+        bab.decide(*args)
+        n = len(programs)
+        for fail_at in range(2, n + 1):
+            programs = counted_programs(monkeypatch, fail_at)
+            run = bab.proof(*args)
+            first = run(60)
+            decision = run(60) if first.status == "unknown" else first
+            assert decision.status == verdict, (margin, fail_at)
+            if verdict == "feasible":
+                assert meets_the_query(net, decision.x, simple, w, r, margin - 1e-6)
 
 
 def test_holes_at_points_that_are_no_counterexample_do_not_lengthen_a_proof(monkeypatch):

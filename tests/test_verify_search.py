@@ -434,16 +434,18 @@ def test_where_marabou_runs_out_in_the_first_box_it_is_asked_in_a_tenth_of_it(mo
     """A sub-box around the known input can still leave Marabou too many ReLUs to split on (a paper-reproduction
     query ran out its 0.01 box, then took 722 s on the whole query); NARROWS[1] leaves it nearly none. Its answer
     there is kept: a point of the whole query, at the plain search's levels, verdict for verdict. Run-outs come
-    in runs, so after one the level's next narrowed queries start at the tenth."""
+    in runs, so after one the level's next narrowed queries start at the tenth. The first box has BOX_SLICE
+    seconds (its answers come in well under one), the tenth MILP_AFTER."""
     import fvtui.verify.search as search
 
-    real, boxes = search.solve_apart, []
+    real, boxes, caps = search.solve_apart, [], {}
 
     def solve_apart(ipq, n, timeout):
         if timeout <= 0.5:  # a slice, not a narrowed query
             return real(ipq, n, timeout)
         half = max(ipq.getUpperBound(v) - ipq.getLowerBound(v) for v in range(n)) / 2
         boxes.append(half)
+        caps.setdefault(half > search.NARROWS[1] + 1e-9, set()).add(timeout)
         if half > search.NARROWS[1] + 1e-9:  # the first box: Marabou 'runs out'
             return search.Solved("timeout", None, timeout, "timed out")
         return real(ipq, n, timeout)
@@ -458,6 +460,7 @@ def test_where_marabou_runs_out_in_the_first_box_it_is_asked_in_a_tenth_of_it(mo
     # a level's first narrowed query: the first box, then the tenth; its later ones: the tenth only
     expected = [box for i, eps in enumerate(levels) for box in ([False] if eps in levels[:i] else [True, False])]
     assert wide == expected
+    assert caps[True] == {search.BOX_SLICE} and min(caps[False]) > search.BOX_SLICE
     assert len(detour.counterexamples) == len(plain.counterexamples) == 4
     check_counterexamples(net, x, w, r=top2(net, x)[1], result=detour)
 

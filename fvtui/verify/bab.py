@@ -92,9 +92,21 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
     or past `lp_limit` linear programs: a budget of work, which decides the same on any machine and load).
     Without `lp_limit`, a proof longer than SPLIT_AFTER programs goes on in subtrees (_subtrees), on as
     many cores as `cores` lends at the time; the answer is the same on one."""
+    return proof(net, lower, upper, winner, runner_up, margin, pixels, centers, delta)(time_limit, lp_limit, cores)
+
+
+Run = Callable[..., Decision]  # (time_limit, lp_limit=None, cores=None), as decide's
+
+
+def proof(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runner_up: int, margin: float,
+          pixels=(), centers=(), delta: float = 0.001) -> Run:
+    """The query's branch and bound, to run as `run(time_limit, lp_limit, cores)` (decide's arguments). A run
+    that ends 'unknown' leaves every open node on the tree, and the next run goes on from there: a proof that
+    outlasts the offer's budget (search.PROOF_FIRST) is not started over, and reaches the very answer a single
+    run would (the same programs in the same order, on the same HiGHS object). A verdict is final."""
     import highspy
 
-    start = time.perf_counter()
+    start, time_limit, lp_limit, cores = 0.0, 0.0, None, None  # set by each run
     (w1, b1), (w2, b2) = net.layer(0), net.layer(1)
     d, k = w2[runner_up] - w2[winner], float(b2[runner_up] - b2[winner])
     lower, upper = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
@@ -214,7 +226,7 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
 
     root = np.where(lo >= 0, 1, np.where(hi <= 0, -1, 0))
     nodes = 0
-    split_at = SPLIT_AFTER if lp_limit is None else None  # the offer's budget of work stays one tree
+    split_at: int | None = None
 
     def explore(stack: list) -> Decision:
         """Depth first from the stack's top; once past split_at programs, its nodes go on as subtrees."""
@@ -225,8 +237,11 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
             if split_at is not None and lps >= split_at and len(stack) > 1:
                 split_at = lps + SPLIT_AFTER  # a subtree splits again after as many programs of its own
                 return _subtrees(stack[::-1], explore, start + time_limit, cores)
-            out = expand(stack.pop())
+            node = stack.pop()
+            out = expand(node)
             if isinstance(out, Decision):
+                if out.status == "unknown":
+                    stack.append(node)  # HiGHS gave up on its program: still open, should the proof go on
                 return out
             stack.extend(out)
         return Decision("infeasible")
@@ -276,7 +291,22 @@ def decide(net: Network, lower: np.ndarray, upper: np.ndarray, winner: int, runn
         first, second = (on, off) if pre[j] > 0 else (off, on)
         return [(x_lo, x_hi, second), (x_lo, x_hi, first)]
 
-    return explore([(lower.copy(), upper.copy(), root)])
+    stack = [(lower.copy(), upper.copy(), root)]
+    verdict: Decision | None = None
+
+    def run(limit: float, budget: int | None = None, lending: Cores | None = None) -> Decision:
+        nonlocal start, time_limit, lp_limit, cores, split_at, verdict
+        if verdict is None:
+            start, time_limit, lp_limit, cores = time.perf_counter(), limit, budget, lending
+            # a run with a budget of work (the offer) stays one tree; the first without one splits at SPLIT_AFTER
+            split_at = None if budget is not None else split_at or SPLIT_AFTER
+            decision = explore(stack)
+            if decision.status != "unknown":
+                verdict = decision
+            return decision
+        return verdict
+
+    return run
 
 
 def _subtrees(roots: list, explore: Callable[[list], Decision], deadline: float, cores: Cores | None) -> Decision:

@@ -18,7 +18,7 @@ from typing import Iterator
 # offer: branch and bound's offer before Marabou, to a query without a corner witness (PROOF_FIRST)
 # build: building Marabou's input queries (query.py)
 # marabou: Marabou's first call on the whole query (its slice, or the whole budget)
-# decide: HiGHS after the slice ran out (branch and bound, or the MILP deeper)
+# decide: HiGHS after the slice ran out (branch and bound, or the MILP deeper), or the open offer's tree, taken up
 # narrowed: Marabou in the boxes around HiGHS' input (search.NARROWS), building included
 # whole: Marabou on the whole query once nothing else settled it
 PHASES = ("lp", "offer", "build", "marabou", "decide", "narrowed", "whole")
