@@ -101,8 +101,9 @@ async def test_unlabelled_images_in_the_app_ask_a_person_or_are_refused_in_place
     app = make_app(store, new_config=refused, new_name="no")  # the real loader reads the PNGs
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_state(pilot, app.screen, "closed")  # the worker ended: the data was refused
-        assert any("--oracle dataset: these images have no labels of their own" in str(n.message)
-                   for n in app._notifications)
+        # the runner's state is the worker thread's; the screen shows its message once it has handled it
+        await wait_for(pilot, lambda: any("--oracle dataset: these images have no labels of their own"
+                                          in str(n.message) for n in app._notifications), 30, "the refusal shown")
     assert app.exit_code == 2 and store.names() == []  # nothing was created
 
     app = make_app(store, new_config=dataclasses.replace(refused, oracle="auto"), new_name="yes")

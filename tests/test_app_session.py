@@ -309,8 +309,9 @@ async def test_bad_data_leaves_no_session_and_exits_2(store):
     async with app.run_test(size=(160, 45)) as pilot:
         screen = app.screen
         await wait_state(pilot, screen, "closed")
-        assert "not in /nowhere" in log_text(screen)
-        assert "failed" in str(screen.query_one(StatusLine).render())
+        # the runner's state is the worker thread's; the screen shows the failure once it has handled its message
+        await wait_for(pilot, lambda: "not in /nowhere" in log_text(screen)
+                       and "failed" in str(screen.query_one(StatusLine).render()), 30, "the failure shown")
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
     assert app.return_code == 2

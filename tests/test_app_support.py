@@ -77,7 +77,9 @@ async def wait_state(pilot, screen, *states: str, timeout: float = 120.0) -> Non
 
     status = screen.query_one(StatusLine)
     # The status line has the state once the screen has handled it and every message sent before it.
-    shown = {*states} - {"closed"}  # the status line keeps the last word before "closed"
+    # The status line keeps the last word before "closed", so "closed" is the worker thread's state alone: what the
+    # screen shows of the messages before it (a failure, its notification) is for the caller to wait for.
+    shown = {*states} - {"closed"}
     await wait_for(pilot, lambda: screen.runner.state in states and (not shown or status.state in shown), timeout,
                    f"runner state in {states} (it is {screen.runner.state!r}, the screen shows {status.state!r})")
 
