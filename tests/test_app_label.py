@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from test_app_support import demo_loader, screen_text, tiny_config, wait_for, wait_state
+from test_app_support import demo_loader, notified, screen_text, tiny_config, wait_for, wait_state
 from test_oracle import CLASSES, unlabelled_folder
 from test_own_data import image_folder
 
@@ -99,11 +99,12 @@ async def test_unlabelled_images_in_the_app_ask_a_person_or_are_refused_in_place
     refused = SessionConfig(str(pool), rounds=1, init_size=4, hidden=(8,), epochs=1, test=str(test), oracle="dataset",
                             settings=RoundSettings(strategy="margin", augment="none", query_size=2, pool_size=10))
     app = make_app(store, new_config=refused, new_name="no")  # the real loader reads the PNGs
+    notes = notified(app)
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_state(pilot, app.screen, "closed")  # the worker ended: the data was refused
         # the runner's state is the worker thread's; the screen shows its message once it has handled it
-        await wait_for(pilot, lambda: any("--oracle dataset: these images have no labels of their own"
-                                          in str(n.message) for n in app._notifications), 30, "the refusal shown")
+        await wait_for(pilot, lambda: any("--oracle dataset: these images have no labels of their own" in note
+                                          for note in notes), 30, "the refusal shown")
     assert app.exit_code == 2 and store.names() == []  # nothing was created
 
     app = make_app(store, new_config=dataclasses.replace(refused, oracle="auto"), new_name="yes")

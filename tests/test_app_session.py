@@ -6,7 +6,8 @@ import contextlib
 
 import pytest
 from solver_processes import solver_children
-from test_app_support import demo_loader, finished_session, fv_config, gated_loader, tiny_config, wait_for, wait_state
+from test_app_support import (demo_loader, finished_session, fv_config, gated_loader, notified, tiny_config, wait_for,
+                              wait_state)
 from textual.widgets import Footer, Input
 from textual.widgets._footer import FooterKey
 
@@ -291,11 +292,12 @@ async def test_a_failing_round_is_reported_and_the_session_stays_usable(store, d
 
     monkeypatch.setattr(Engine, "run_round", flaky)
     app = make_app(store, new_config=tiny_config(rounds=1), new_name="s", loader=demo_loader(demo))
+    notes = notified(app)
     async with app.run_test(size=(160, 45)) as pilot:
         screen = app.screen
         await wait_state(pilot, screen, "paused")
         assert "round 1 failed: out of memory" in log_text(screen)
-        assert any("out of memory" in str(n.message) for n in app._notifications)
+        assert any("out of memory" in note for note in notes)
         await pilot.press("p")
         await wait_state(pilot, screen, "finished")
         assert len(screen.session.rounds) == 1

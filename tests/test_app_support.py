@@ -72,6 +72,14 @@ async def settled(pilot, screen, previews: bool = True) -> None:
         shown = now
 
 
+def notified(app) -> list[str]:
+    """Every notification the app raises from now on. Textual drops a notification when its time is up (8 s for
+    fvtui's reports), which a loaded test machine can pass before the test looks."""
+    seen, notify = [], app.notify
+    app.notify = lambda message, *args, **kwargs: seen.append(str(message)) or notify(message, *args, **kwargs)
+    return seen
+
+
 async def wait_state(pilot, screen, *states: str, timeout: float = 120.0) -> None:
     from fvtui.app.widgets.status import StatusLine
 
