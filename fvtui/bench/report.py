@@ -344,6 +344,7 @@ def timing_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
         query_seconds = [t for rec in r.records for v in rec.verification for t in v.query_seconds]
         phases = [p for rec in r.records for v in rec.verification for p in v.query_phases]
         slow = longest_query(query_seconds, phases)
+        longest = phase_text(phases[slow]) if slow is not None else ""
         rows.append([r.dataset, r.method.key, r.method.label, r.seed, r.name, len(r.records),
                      *(round(seconds[p], 3) for p in PHASES), round(sum(seconds.values()), 3), queries,
                      *outcomes.values(), *statuses.values(), synthetic,
@@ -351,7 +352,7 @@ def timing_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
                      round(synthetic / verify, 3) if verifying and verify > 0 else "",
                      sum(t > SLOW_QUERY_S for t in query_seconds), max(query_seconds, default=""),
                      *(round(sum(p.get(name, 0.0) for p in phases), 3) if phases else "" for name in QUERY_PHASES),
-                     round(sum(p.get("cpu", 0.0) for p in phases), 3) if phases else "", phase_text(phases[slow]) if slow is not None else ""])
+                     round(sum(p.get("cpu", 0.0) for p in phases), 3) if phases else "", longest])
     return header, rows
 
 
