@@ -93,10 +93,11 @@ class DaskProcesses:
         assert wait_gone(self.tag, 10) == []
 
 
-def wait_for(condition, timeout: float = 60.0) -> None:
+def wait_for(condition, timeout: float = 60.0, why=lambda: "") -> None:
+    """Waits for `condition`; `why` says what the world looked like when it did not come."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out {why()}"
         time.sleep(0.1)
 
 
@@ -534,15 +535,23 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def single_node_slurm(tmp_path):
+def single_node_slurm():
     """A Slurm of one node on this machine (Debian's slurmctld, slurmd and munge; root), its own config,
-    ports and munge socket: SLURM_CONF points every Slurm command at it."""
-    import socket
+    ports and munge socket: SLURM_CONF points every Slurm command at it. Its folder is a short one under /tmp:
+    slurmstepd's and munge's Unix sockets live there, and a socket's path may not pass 108 bytes (under
+    pytest's tmp_path it did once pytest's run counter reached three digits, and no job could start)."""
+    import tempfile
 
     needed = ["munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel"]
     if os.geteuid() != 0 or not all(shutil.which(n) or Path(f"/usr/sbin/{n}").exists() for n in needed):
         pytest.skip("needs root and Debian's slurmctld, slurmd, slurm-client and munge packages")
-    folder = tmp_path / "slurm"
+    with tempfile.TemporaryDirectory(prefix="fvtui-slurm-", dir="/tmp", ignore_cleanup_errors=True) as short:
+        yield from _single_node_slurm(Path(short))
+
+
+def _single_node_slurm(folder: Path):
+    import socket
+
     for sub in ("state", "spool"):
         (folder / sub).mkdir(parents=True)
     key = folder / "munge.key"
@@ -566,11 +575,20 @@ def single_node_slurm(tmp_path):
         yield env
     finally:
         subprocess.run(["scancel", "--user", "root"], env=env, capture_output=True, timeout=30)
+        pids = []
         for pid_file in reversed(daemons):
             try:
-                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+                pids.append(int(pid_file.read_text()))
+                os.kill(pids[-1], signal.SIGTERM)
             except (OSError, ValueError):
                 pass
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), 30)  # munged writes on its way out
+
+
+def slurm_state(env: dict) -> str:
+    """The jobs with their reasons and the end of slurmd's log: why a job that should run does not."""
+    jobs = subprocess.run(["squeue", "-o", "%i %T %r"], env=env, capture_output=True, text=True).stdout
+    return jobs + (Path(env["SLURM_CONF"]).parent / "slurmd.log").read_text()[-2000:]
 
 
 @pytest.mark.slow
@@ -587,7 +605,7 @@ def test_a_session_on_slurm_jobs_equals_the_local_pool(tmp_path, single_node_slu
         assert "2 Slurm job(s) submitted" in line, line
         address = line.split()[1].rstrip(":")
         wait_for(lambda: len(subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i"], env=env, capture_output=True,
-                                            text=True).stdout.split()) == 2, 60)
+                                            text=True).stdout.split()) == 2, 60, lambda: slurm_state(env))
         sessions = tmp_path / "sessions"
         at = FLAGS.index("--rounds")
         flags = [*FLAGS[:at], "--rounds", "1", *FLAGS[at + 2:]]
