@@ -341,15 +341,16 @@ def test_bench_on_local_2_resumes_after_a_kill(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FVTUI_TEST_TAG": tag}
     args = [sys.executable, "-m", "fvtui", "--sessions-dir", str(sessions), "bench", "--dataset", "demo",
             "--methods", "random+none,margin+fgsm", "--seeds", "0-1", "--rounds", "2", "--pool-size", "100",
-            "--epochs", "1", "--init-size", "20", "--query-size", "5", "--hidden", "10", "--jobs", "2",
-            "--cluster", "local:2"]
+            "--epochs", "2000", "--init-size", "20", "--query-size", "5", "--hidden", "10", "--jobs", "2",
+            "--cluster", "local:2"]  # 2000 epochs of one batch: a round takes 0.3 s here
     killed = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     frozen = []
 
     def frozen_mid_benchmark() -> bool:
         """Stop the sessions where they are, then look: seed 0's random session done, seed 1's saved, running
         and short of its last round. Looking first and stopping after once let seed 1's (a second's work) finish
-        in between on a busy machine; the cluster's workers also take a moment to follow their parent."""
+        in between on a busy machine; the cluster's workers also take a moment to follow their parent. At one
+        epoch a demo round took 15 ms, and the looks, 0.1 s apart, mostly missed seed 1's rounds."""
         frozen[:] = session_processes(tag)
         for pid in frozen:
             with contextlib.suppress(ProcessLookupError):
