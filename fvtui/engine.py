@@ -30,7 +30,7 @@ from .augment import AUGMENTATIONS, AugmentContext, verifies
 from .data import Dataset
 from .errors import Cancelled, UserError
 from .events import (EventSink, LabelsWanted, Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted,
-                     SampleVerified, SamplesQueried)
+                     SampleSearching, SampleVerified, SamplesQueried)
 from .records import LabelRequest, QueriedSample, RoundRecord, SampleVerification, SyntheticBatch
 from .seeding import rng_for, seed_for
 from .store import LABELS_FILE, CorruptSession, Session, now
@@ -195,6 +195,8 @@ class Engine:
                 model=self.model, x=self.data.train_x[queried], y=labels, source=queried, selection=selection,
                 settings=settings, solver=self.solver if needs_solver else None, cancel=self.cancel,
                 on_sample=self._progress_reporter(r, queried.size), legacy=cfg.legacy,
+                on_search=lambda row, progress: self.emit(SampleSearching(r, row, progress.eps, progress.found,
+                                                                          progress.queries)),
                 replay=replay, save=save,
             ))
 

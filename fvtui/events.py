@@ -48,6 +48,18 @@ class LabelsWanted:
 
 
 @dataclass(frozen=True)
+class SampleSearching:
+    """A sample's search runs: sent as it starts and at each query's start (verify.results.SearchProgress;
+    eps and found are None where the solver backend cannot see inside a running search)."""
+
+    round: int
+    position: int  # row in the round's queried list
+    eps: float | None  # radius of the query it asks now
+    found: int | None  # counterexamples so far, seeds included
+    queries: int
+
+
+@dataclass(frozen=True)
 class SampleVerified:
     round: int
     position: int  # row in the round's queried list
@@ -65,5 +77,6 @@ class Log:
     level: str = "info"  # 'info', 'warning' or 'error'
 
 
-Event = Union[RoundStarted, PhaseStarted, PhaseProgress, SamplesQueried, LabelsWanted, SampleVerified, RoundFinished, Log]
+Event = Union[RoundStarted, PhaseStarted, PhaseProgress, SamplesQueried, LabelsWanted, SampleSearching, SampleVerified,
+              RoundFinished, Log]
 EventSink = Callable[[Event], None]

@@ -185,15 +185,19 @@ async def test_the_budget_form_says_from_which_round_a_save_applies_and_what_a_f
 class EndlessSolver:
     """Stands in for the solver pool: the first search runs until cancelled, later ones find nothing."""
 
+    progress = None  # what the first search tells of itself while it runs (a SearchProgress), if anything
+
     def __init__(self, workers=None) -> None:
         self.calls = 0
 
-    def run_searches(self, tasks, on_result=None, cancel=None):
+    def run_searches(self, tasks, on_result=None, cancel=None, on_progress=None):
         from fvtui.errors import Cancelled
         from fvtui.verify import SearchResult
 
         self.calls += 1
         if self.calls == 1:
+            if self.progress is not None:
+                on_progress(0, self.progress)
             cancel.wait()
             raise Cancelled()
         results = [SearchResult("exhausted", final_eps=1.0) for _ in tasks]
@@ -206,10 +210,10 @@ class EndlessSolver:
 
 
 @contextlib.asynccontextmanager
-async def verifying_forever(store, demo):
+async def verifying_forever(store, demo, solver=EndlessSolver):
     """A new session 's' whose round 1 verifies until it is cancelled (EndlessSolver)."""
     app = make_app(store, new_config=fv_config(rounds=1), new_name="s", loader=demo_loader(demo),
-                   solver_factory=EndlessSolver)
+                   solver_factory=solver)
     async with app.run_test(size=(160, 45)) as pilot:
         await wait_for(pilot, lambda: app.screen.query_one(StatusLine).phase == "augment", what="verification")
         yield app, pilot
@@ -258,6 +262,30 @@ async def test_stop_discards_the_round_and_resume_redoes_it(store, demo):
         assert live == [(1, classes[q.label], classes[q.predicted]) for q in record.queried]
         assert table.row_count == 3 and not table.live
         assert str(table.get_cell_at((0, 4))) == "robust"
+
+
+async def test_a_running_search_shows_its_radius_points_and_seconds(store, demo):
+    from fvtui.verify.results import SearchProgress
+
+    class Telling(EndlessSolver):
+        progress = SearchProgress(eps=0.11, found=2, queries=3)
+
+    async with verifying_forever(store, demo, Telling) as (app, pilot):
+        screen = app.screen
+        table = screen.query_one(VerificationTable)
+
+        def rows():
+            return [[str(cell) for cell in table.get_row_at(row)[4:]] for row in range(table.row_count)]
+
+        await wait_for(pilot, lambda: any(row[0] == "searching" for row in rows()),
+                       what=lambda: f"a search in {rows()}")
+        (running,) = [row for row in rows() if row[0] == "searching"]
+        assert running[1:3] == ["0.110", "2"] and int(running[3]) <= 1
+        assert sorted(row[0] for row in rows()) == ["pending", "pending", "searching"]
+        await wait_for(pilot, lambda: "2" in [row[3] for row in rows()], 10,
+                       what=lambda: f"its seconds to tick: {rows()}")
+        screen._show_live_table()  # drawn again (back from another round): the running search is still told
+        assert [row[:3] for row in rows() if row[0] == "searching"] == [["searching", "0.110", "2"]]
 
 
 async def test_quit_mid_round_keeps_a_resumable_session_and_no_solver(store, demo):

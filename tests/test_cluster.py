@@ -22,6 +22,7 @@ from fvtui.config import RoundSettings, SessionConfig
 from fvtui.data import load_dataset
 from fvtui.engine import Engine
 from fvtui.store import SessionStore
+from fvtui.verify.results import SearchProgress
 from test_faults import tagged_processes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,8 +237,11 @@ def test_stop_cancels_the_tasks_and_kills_their_solvers(two_workers):
         wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in hung), 10)  # not their 77 s deadline
         wait_for(lambda: executing() == 0, 10)
         assert "0 in flight" in cluster.describe()
-        results = solver.run_searches([task(i, k=2) for i in range(2)])  # the workers live on
+        told = []  # a Dask task streams nothing back while it runs: that it went out is all a live view sees
+        results = solver.run_searches([task(i, k=2) for i in range(2)],  # the workers live on
+                                      on_progress=lambda i, progress: told.append((i, progress)))
         assert [r.status for r in results] == ["sat", "sat"]
+        assert told == [(0, SearchProgress()), (1, SearchProgress())]
     assert all(w.poll() is None for w in two_workers.processes)
 
 

@@ -9,7 +9,7 @@ import pytest
 from fvtui.config import RoundSettings, SessionConfig
 from fvtui.engine import Engine
 from fvtui.errors import Cancelled, UserError
-from fvtui.events import PhaseStarted, RoundFinished, RoundStarted
+from fvtui.events import PhaseStarted, RoundFinished, RoundStarted, SampleSearching, SampleVerified
 from fvtui.store import CorruptSession, SessionLocked, SessionStore
 
 SMALL = dict(rounds=3, init_size=20, hidden=(16,), epochs=2)
@@ -82,6 +82,23 @@ def test_each_sample_keeps_its_searchs_wall_time_and_each_querys_phases(tmp_path
     for seconds, phases in asked:
         assert set(phases) - {"cpu"} <= set(PHASES) and phases["cpu"] > 0
         assert sum(t for name, t in phases.items() if name != "cpu") <= seconds + 0.004
+
+
+def test_a_running_search_is_told_query_by_query_before_its_result(tmp_path, demo):
+    """The front ends see where each search is (SampleSearching at each query's start: eps, points so far),
+    then its result: the app's table shows it instead of 'pending'."""
+    settings = RoundSettings(strategy="random", augment="fv", query_size=4, pool_size=300, advs_per_sample=2)
+    events = []
+    with SessionStore(tmp_path).create("s", SessionConfig(dataset="demo", settings=settings, **SMALL)) as session:
+        with Engine(session, demo, workers=1, on_event=events.append) as engine:
+            record = engine.run_round()
+    for position, sample in enumerate(record.verification):
+        told = [e for e in events if isinstance(e, (SampleSearching, SampleVerified)) and e.position == position]
+        assert [type(e) for e in told] == [SampleSearching] * sample.queries + [SampleVerified]
+        assert all(e.round == 1 for e in told) and told[-1].record == sample
+        assert [e.queries for e in told[:-1]] == list(range(1, sample.queries + 1))
+        assert told[-2].eps == sample.eps and told[-2].found <= sample.found
+        assert [e.found for e in told[:-1]] == sorted(e.found for e in told[:-1])
 
 
 def test_searches_go_to_the_solver_longest_first_and_give_what_task_order_gives(tmp_path, demo, monkeypatch):
@@ -232,9 +249,9 @@ def test_a_rounds_marabou_slice_reaches_its_searches_and_its_record(tmp_path, de
     slices = []
 
     class Recording(FakeSolver):
-        def run_searches(self, tasks, on_result=None, cancel=None):
+        def run_searches(self, tasks, on_result=None, cancel=None, on_progress=None):
             slices.extend(t.slice for t in tasks)
-            return super().run_searches(tasks, on_result, cancel)
+            return super().run_searches(tasks, on_result, cancel, on_progress)
 
     config = small_config(augment="fv", rounds=2)
     with SessionStore(tmp_path).create("s", config) as session, Engine(session, demo, solver_factory=Recording) as engine:

@@ -310,7 +310,7 @@ class SpuriousSolver:
     def key(x) -> bytes:
         return np.asarray(x, np.float32).tobytes()
 
-    def run_searches(self, tasks, on_result=None, cancel=None):
+    def run_searches(self, tasks, on_result=None, cancel=None, on_progress=None):
         from fvtui.verify import search
         from fvtui.verify.query import Solved
 

@@ -95,7 +95,7 @@ class FakeSolver:
     def __init__(self, workers) -> None:
         self.searches = 0
 
-    def run_searches(self, tasks, on_result=None, cancel=None):
+    def run_searches(self, tasks, on_result=None, cancel=None, on_progress=None):
         from fvtui.verify import SearchResult
 
         results = [SearchResult("exhausted", final_eps=1.0) for _ in tasks]

@@ -175,6 +175,24 @@ def test_counterexamples_streamed_before_a_kill_are_kept(pool):
     assert [ce.source for ce in result.counterexamples] == ["seed"]
 
 
+def test_progress_follows_each_query_a_search_starts(pool):
+    """on_progress tells, at each query's start, the radius it asks and the points found before it (seeds
+    included), so a live view can show where a long search is."""
+    seed = pool.run_searches([task(4, k=1)])[0].counterexamples[0].x
+    tasks = [task(3, k=6, seeds=[seed]), task(4, k=4)]
+    seen: list = [[], []]
+    results = pool.run_searches(tasks, on_progress=lambda i, p: seen[i].append(p))
+    for progress, result in zip(seen, results, strict=True):
+        queries = result.queries
+        assert len(queries) >= 3 and [p.eps for p in progress] == [q.eps for q in queries]
+        assert [p.queries for p in progress] == list(range(1, len(queries) + 1))
+        points = [ce for ce in result.counterexamples if ce.source != "seed"]
+        seeds = len(result.counterexamples) - len(points)
+        found_before = [seeds + sum(q.status == "sat" for q in queries[:n]) for n in range(len(queries))]
+        assert [p.found for p in progress] == found_before
+    assert seen[0][0].found == 1  # the seed counts from the first query on
+
+
 def test_cancel_raises_and_leaves_no_solver_process():
     with SolverPool(2, grace=0.5) as pool:
         cancel = threading.Event()

@@ -14,6 +14,7 @@ from ..model import MLP
 from ..records import QueryCounts, SampleVerification, SyntheticBatch
 from ..registry import Registry
 from ..strategies import Selection
+from ..verify.results import SearchProgress
 
 
 @dataclass
@@ -27,6 +28,7 @@ class AugmentContext:
     solver: object | None = None  # fvtui.verify.SolverPool, for augmentations that verify
     cancel: threading.Event | None = None
     on_sample: Callable[[int, SampleVerification], None] = lambda i, record: None
+    on_search: Callable[[int, SearchProgress], None] = lambda i, progress: None  # a sample's search, while it runs
     legacy: bool = False  # the session runs fvtui 0.1's protocol (config.LEGACY_PROTOCOL)
     # The round journal: per-sample results this round saved before it was interrupted (by dataset
     # index, as the augmentation wrote them), and where to save each new one the moment it is done.

@@ -131,7 +131,8 @@ def fv(ctx: AugmentContext) -> AugmentResult:
     pending = longest_first(ctx, pending)
     if pending:
         ctx.solver.run_searches([tasks[row] for row in pending],
-                                on_result=lambda i, result: on_result(pending[i], result), cancel=ctx.cancel)
+                                on_result=lambda i, result: on_result(pending[i], result), cancel=ctx.cancel,
+                                on_progress=lambda i, progress: ctx.on_search(pending[i], progress))
     kept_rows.sort(key=lambda item: item[0])  # task order, whatever order the workers finished in
     if not kept_rows:
         return AugmentResult(SyntheticBatch.empty(ctx.x.shape[1]), verification, counts)

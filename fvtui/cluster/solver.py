@@ -18,6 +18,7 @@ from typing import Callable
 
 from ..errors import Cancelled
 from ..verify.pool import Job, Solver
+from ..verify.results import SearchProgress
 
 POLL = 0.1  # seconds between checks of the cancel event
 
@@ -29,9 +30,10 @@ class DaskSolver(Solver):
         self._closed = False
 
     def run_jobs(self, jobs: list[Job], on_result: Callable | None = None,
-                 cancel: threading.Event | None = None) -> list:
+                 cancel: threading.Event | None = None, on_progress: Callable | None = None) -> list:
         """Results in job order; `on_result(i, result)` runs in this thread as each job ends. Setting `cancel`
-        (or close() from another thread) cancels the futures, whose workers then kill their solvers.
+        (or close() from another thread) cancels the futures, whose workers then kill their solvers. A task
+        streams nothing back while it runs: `on_progress(i, SearchProgress())` says only that a search went out.
 
         Jobs go out in order, no more at a time than the cluster has worker threads, so a worker gets its
         next job when it is free, as in the local pool. Handed all at once, Dask spreads them by guessed
@@ -57,6 +59,8 @@ class DaskSolver(Solver):
             future.add_done_callback(lambda _, i=i: ended.put(i))
             futures[i] = future
             self.cluster.count_in_flight(1)
+            if on_progress is not None and job.kind == "search":
+                on_progress(i, SearchProgress())
 
         results: list = [None] * len(jobs)
         taken: set[int] = set()

@@ -36,7 +36,7 @@ from ..errors import Cancelled
 from .apart import query_deadline
 from .cores import Cores
 from .network import Network
-from .results import Counterexample, QueryRecord, RadiusResult, SearchResult, VerifyResult
+from .results import Counterexample, QueryRecord, RadiusResult, SearchProgress, SearchResult, VerifyResult
 
 _POLL = 0.1  # seconds between checks of the cancel event
 # A wait that returns this many seconds late means the process was stopped, not busy: its
@@ -91,6 +91,11 @@ class Job:
         on meanwhile) costs the job its progress, not its result."""
         self.stopped, self.running, self.starts, self.bracket = False, None, 0, None
         self.queries, self.counterexamples = [], []
+
+    def progress(self) -> SearchProgress:
+        """A search job's progress, as its worker streamed it."""
+        running = self.running.eps if self.running is not None else None
+        return SearchProgress(running, len(self.counterexamples), len(self.queries) + (self.running is not None))
 
     def failed(self, status: str, message: str) -> SearchResult | VerifyResult | RadiusResult:
         now = time.monotonic()
@@ -233,13 +238,15 @@ class Solver(ABC):
         tasks: Sequence[SearchTask],
         on_result: Callable[[int, SearchResult], None] | None = None,
         cancel: threading.Event | None = None,
+        on_progress: Callable[[int, SearchProgress], None] | None = None,
     ) -> list[SearchResult]:
-        """Results in task order; `on_result(i, result)` runs in this thread as each task ends.
+        """Results in task order; `on_result(i, result)` runs in this thread as each task ends, and
+        `on_progress(i, progress)` as it starts and, where the backend streams them, at each query's start.
 
         Setting `cancel` stops the work and raises Cancelled; so does close() from another thread.
         """
         jobs = [search_job(t) for t in tasks]
-        return self.run_jobs(jobs, on_result, cancel)
+        return self.run_jobs(jobs, on_result, cancel, on_progress)
 
     def verify(
         self, net: Network, x: np.ndarray, eps: float, timeout: float = 30.0, cancel: threading.Event | None = None
@@ -259,7 +266,7 @@ class Solver(ABC):
 
     @abstractmethod
     def run_jobs(self, jobs: list[Job], on_result: Callable | None = None,
-                 cancel: threading.Event | None = None) -> list: ...
+                 cancel: threading.Event | None = None, on_progress: Callable | None = None) -> list: ...
 
     @abstractmethod
     def close(self) -> None: ...
@@ -310,9 +317,10 @@ class SolverPool(Solver):
         self._workers.remove(w)
 
     def run_jobs(self, jobs: list[Job], on_result: Callable | None = None,
-                 cancel: threading.Event | None = None) -> list:
+                 cancel: threading.Event | None = None, on_progress: Callable | None = None) -> list:
         """The jobs' results in order (run_searches, verify and certified_radius hand theirs here). `cancel` is
-        anything with is_set(): the Dask backend's tells whether the scheduler still wants the task."""
+        anything with is_set(): the Dask backend's tells whether the scheduler still wants the task.
+        `on_progress(i, progress)`: a search job's progress at each of its queries' start."""
         with self._lock:
             results: list = [None] * len(jobs)
             todo = deque(range(len(jobs)))
@@ -380,7 +388,7 @@ class SolverPool(Solver):
                             if w.job is not None:
                                 jobs[w.job].stopped = True
                     for conn in ready:
-                        self._read(by_conn[conn], jobs, finish, died)
+                        self._read(by_conn[conn], jobs, finish, died, on_progress)
                     now = time.monotonic()
                     for w in list(self._workers):
                         if w.deadline is not None and now > w.deadline:
@@ -413,12 +421,14 @@ class SolverPool(Solver):
             self._remove(w)
 
     def _read(self, w: _Worker, jobs: list[Job], finish: Callable[[_Worker, Any], None],
-               died: Callable[[_Worker], None]) -> None:
+              died: Callable[[_Worker], None], on_progress: Callable | None) -> None:
         try:  # one message: the next wait returns at once if there is another
             i, events, outcome = w.conn.recv()  # worker._run_job's messages
             job = jobs[i]
             for event, payload in events:
                 self._on_event(w, job, event, payload)
+            if on_progress is not None and job.kind == "search" and any(event == "start" for event, _ in events):
+                on_progress(i, job.progress())
             if outcome is not None:
                 kind, payload = outcome
                 finish(w, payload if kind == "done" else job.failed("error", payload))

@@ -51,6 +51,17 @@ class Counterexample:
     source: str  # 'marabou', 'lp' (region.py) or 'seed'
 
 
+@dataclass(frozen=True)
+class SearchProgress:
+    """Where a running search is, for a live view, as of the query it just started. `found` counts the
+    points streamed so far, seeds included (the model's check at the end may reject some). None where
+    the backend cannot see inside a running search (Dask): then only that it runs is known."""
+
+    eps: float | None = None  # the radius of the query it is asking
+    found: int | None = None
+    queries: int = 0  # started so far, this one included
+
+
 @dataclass
 class SearchResult:
     """The fv search of one sample.

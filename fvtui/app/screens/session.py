@@ -6,8 +6,8 @@ updates. Below 140 x 40 the four panels are tabs (keys 1-4); above, they share t
 
 from __future__ import annotations
 
+import time
 from functools import partial
-
 from typing import Callable
 
 from textual import on, work
@@ -20,8 +20,8 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static, Tab, Tabs
 
 from ...errors import UserError
-from ...events import (LabelsWanted, Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleVerified,
-                       SamplesQueried)
+from ...events import (LabelsWanted, Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleSearching,
+                       SampleVerified, SamplesQueried)
 from ...metrics import aubc
 from ...records import QueriedSample, RoundRecord, SampleVerification, SyntheticBatch
 from ..runner import EngineEvent, Failed, Loaded, Runner, StateChanged
@@ -83,6 +83,7 @@ class SessionScreen(Screen):
         self._synthetic: dict[int, SyntheticBatch] = {}
         self._queried: dict[int, tuple[QueriedSample, ...]] = {}  # the running round's picks
         self._verified: dict[int, SampleVerification] = {}  # its searches so far, by position
+        self._searching: dict[int, tuple[SampleSearching, float]] = {}  # its searches running: last word, since
         self._verifying = 0  # the running round, once its fv searches have started
         self._after_close: Callable[[], None] | None = None
         self._wanted = None  # the batch waiting for a person's labels (LabelsWanted.request)
@@ -114,6 +115,7 @@ class SessionScreen(Screen):
                                cfg.rounds)
         self.log_panel.add(f"session {self.runner.name}: loading dataset {self.runner.dataset_name}")
         self.run_worker(self.runner.run, thread=True, exit_on_error=False, group="runner", name="runner")
+        self.set_interval(1.0, self.query_one(VerificationTable).tick)  # a running search's seconds
         self.call_after_refresh(self.runner.first_frame.set)
         self.on_resize()
 
@@ -168,7 +170,7 @@ class SessionScreen(Screen):
                 self.app.screen.dismiss()
         if message.state in ("paused", "stopped", "finished"):
             done = len(self.session.rounds) if self.session else 0
-            self._queried, self._verified, self._verifying = {}, {}, 0
+            self._queried, self._verified, self._searching, self._verifying = {}, {}, {}, 0
             if self.shown_round > done:  # the picks of a discarded round
                 self._show_round(done)
             self.log_panel.add(f"{message.state} after round {done}", "success" if message.state == "finished"
@@ -201,11 +203,17 @@ class SessionScreen(Screen):
         elif isinstance(event, PhaseProgress):
             status.set_phase(event.round, event.phase, event.done, event.total)
         elif isinstance(event, SamplesQueried):
-            self._queried, self._verified = {event.round: event.queried}, {}
+            self._queried, self._verified, self._searching = {event.round: event.queried}, {}, {}
             if self.follow:
                 self._show_round(event.round)
+        elif isinstance(event, SampleSearching):
+            if event.position not in self._verified:
+                since = self._searching.get(event.position, (event, time.monotonic()))[1]
+                self._searching[event.position] = (event, since)
+                self.query_one(VerificationTable).live_search(event.position, event.eps, event.found, since)
         elif isinstance(event, SampleVerified):
             self._verified[event.position] = event.record
+            self._searching.pop(event.position, None)
             self.query_one(VerificationTable).live_sample(event.position, event.record)
             if event.record.status in ("timeout", "error"):
                 self.log_panel.add(f"round {event.round} sample {event.position + 1} (#{event.record.source}): "
@@ -322,6 +330,8 @@ class SessionScreen(Screen):
         table.start_live(round_index, self._queried.get(round_index, ()), self.dataset.classes)
         for position, record in self._verified.items():
             table.live_sample(position, record)
+        for position, (event, since) in self._searching.items():
+            table.live_search(position, event.eps, event.found, since)
         self._title_table(f"round {round_index} verifying · rows fill in as samples finish")
 
     def _title_samples(self) -> None:

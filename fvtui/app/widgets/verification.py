@@ -6,6 +6,7 @@ verifies); gradient augmentations verify nothing, so their rows count the attack
 
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 from rich.text import Text
@@ -14,7 +15,7 @@ from textual.widgets import DataTable
 from ...records import QueriedSample, RoundRecord, SampleVerification, SyntheticBatch
 
 STATUS_STYLES = {"robust": "green", "counterexample": "yellow", "timeout": "magenta", "error": "bold red",
-                 "pending": "dim"}
+                 "pending": "dim", "searching": "cyan"}
 # (label, key, width); None: as wide as the longest class name. Fixed widths keep the table steady
 # from round to round (and sidestep DataTable's auto-width, which lags behind rows added off screen).
 COLUMNS = (("#", "position", 2), ("sample", "sample", 6), ("label", "label", None), ("pred", "pred", None),
@@ -30,8 +31,10 @@ class VerificationTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.round_index = 0
         self.live = False
+        self._searching: dict[int, float] = {}  # live rows whose search runs: when it started (monotonic)
 
     def _reset(self, classes: tuple[str, ...]) -> None:
+        self._searching.clear()
         self.clear(columns=True)
         names = max(len(c) for c in classes)
         for label, key, width in COLUMNS:
@@ -39,6 +42,7 @@ class VerificationTable(DataTable):
 
     def show_nothing(self) -> None:
         self.round_index, self.live = 0, False
+        self._searching.clear()
         self.clear(columns=True)
 
     def show_round(self, record: RoundRecord, synthetic: SyntheticBatch, classes: tuple[str, ...]) -> None:
@@ -67,9 +71,26 @@ class VerificationTable(DataTable):
             self.add_row(str(position + 1), str(q.index), classes[q.label], classes[q.predicted],
                          status_text("pending"), "", "", "", key=str(position))
 
+    def live_search(self, position: int, eps: float | None, found: int | None, since: float) -> None:
+        """A row whose search runs: the radius it asks now, the points so far, and its seconds since `since`
+        (tick() moves them on), so a long proof shows where it is instead of 'pending'."""
+        if not self.live or str(position) not in self.rows:
+            return
+        self._searching[position] = since
+        for key, value in (("status", status_text("searching")), ("eps", "-" if eps is None else f"{eps:.3f}"),
+                           ("found", "-" if found is None else str(found))):
+            self.update_cell(str(position), key, value)
+        self.tick()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for position, since in self._searching.items():
+            self.update_cell(str(position), "seconds", f"{now - since:.0f}")
+
     def live_sample(self, position: int, v: SampleVerification) -> None:
         if not self.live or str(position) not in self.rows:
             return
+        self._searching.pop(position, None)
         for key, value in (("status", status_text(v.status)), ("eps", f"{v.eps:.3f}"), ("found", str(v.found)),
                            ("seconds", f"{v.seconds:.1f}")):
             self.update_cell(str(position), key, value)
