@@ -185,7 +185,7 @@ async def test_the_budget_form_says_from_which_round_a_save_applies_and_what_a_f
 class EndlessSolver:
     """Stands in for the solver pool: the first search runs until cancelled, later ones find nothing."""
 
-    progress = None  # what the first search tells of itself while it runs (a SearchProgress), if anything
+    progress = ()  # what the first search tells of itself while it runs (SearchProgress), in order
 
     def __init__(self, workers=None) -> None:
         self.calls = 0
@@ -196,8 +196,8 @@ class EndlessSolver:
 
         self.calls += 1
         if self.calls == 1:
-            if self.progress is not None:
-                on_progress(0, self.progress)
+            for progress in self.progress:
+                on_progress(0, progress)
             cancel.wait()
             raise Cancelled()
         results = [SearchResult("exhausted", final_eps=1.0) for _ in tasks]
@@ -267,8 +267,8 @@ async def test_stop_discards_the_round_and_resume_redoes_it(store, demo):
 async def test_a_running_search_shows_its_radius_points_and_seconds(store, demo):
     from fvtui.verify.results import SearchProgress
 
-    class Telling(EndlessSolver):
-        progress = SearchProgress(eps=0.11, found=2, queries=3)
+    class Telling(EndlessSolver):  # the row shows the last word by the next second's tick
+        progress = (SearchProgress(eps=0.06, found=0, queries=1), SearchProgress(eps=0.11, found=2, queries=3))
 
     async with verifying_forever(store, demo, Telling) as (app, pilot):
         screen = app.screen
@@ -277,7 +277,7 @@ async def test_a_running_search_shows_its_radius_points_and_seconds(store, demo)
         def rows():
             return [[str(cell) for cell in table.get_row_at(row)[4:]] for row in range(table.row_count)]
 
-        await wait_for(pilot, lambda: any(row[0] == "searching" for row in rows()),
+        await wait_for(pilot, lambda: any(row[:2] == ["searching", "0.110"] for row in rows()),
                        what=lambda: f"a search in {rows()}")
         (running,) = [row for row in rows() if row[0] == "searching"]
         assert running[1:3] == ["0.110", "2"] and int(running[3]) <= 1

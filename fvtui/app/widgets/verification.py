@@ -31,10 +31,13 @@ class VerificationTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.round_index = 0
         self.live = False
-        self._searching: dict[int, float] = {}  # live rows whose search runs: when it started (monotonic)
+        # live rows whose search runs: (eps, found, when it started, monotonic), and the cells on show
+        self._searching: dict[int, tuple[float | None, int | None, float]] = {}
+        self._shown: dict[int, dict[str, str]] = {}
 
     def _reset(self, classes: tuple[str, ...]) -> None:
         self._searching.clear()
+        self._shown.clear()
         self.clear(columns=True)
         names = max(len(c) for c in classes)
         for label, key, width in COLUMNS:
@@ -43,6 +46,7 @@ class VerificationTable(DataTable):
     def show_nothing(self) -> None:
         self.round_index, self.live = 0, False
         self._searching.clear()
+        self._shown.clear()
         self.clear(columns=True)
 
     def show_round(self, record: RoundRecord, synthetic: SyntheticBatch, classes: tuple[str, ...]) -> None:
@@ -72,25 +76,33 @@ class VerificationTable(DataTable):
                          status_text("pending"), "", "", "", key=str(position))
 
     def live_search(self, position: int, eps: float | None, found: int | None, since: float) -> None:
-        """A row whose search runs: the radius it asks now, the points so far, and its seconds since `since`
-        (tick() moves them on), so a long proof shows where it is instead of 'pending'."""
+        """A row whose search runs: the radius it asks now, the points so far, and its seconds since `since`,
+        so a long proof shows where it is instead of 'pending'. A search that just started shows at once;
+        later news waits for tick() (each second): a search asks up to 20 queries a second, and a slow
+        link should not carry a repaint for each."""
         if not self.live or str(position) not in self.rows:
             return
-        self._searching[position] = since
-        for key, value in (("status", status_text("searching")), ("eps", "-" if eps is None else f"{eps:.3f}"),
-                           ("found", "-" if found is None else str(found))):
-            self.update_cell(str(position), key, value)
-        self.tick()
+        new = position not in self._searching
+        self._searching[position] = (eps, found, since)
+        if new:
+            self.tick()
 
     def tick(self) -> None:
+        """The running searches' rows, as of now; only the cells whose text changed are written."""
         now = time.monotonic()
-        for position, since in self._searching.items():
-            self.update_cell(str(position), "seconds", f"{now - since:.0f}")
+        for position, (eps, found, since) in self._searching.items():
+            for key, text in (("status", "searching"), ("eps", "-" if eps is None else f"{eps:.3f}"),
+                              ("found", "-" if found is None else str(found)), ("seconds", f"{now - since:.0f}")):
+                shown = self._shown.setdefault(position, {})
+                if shown.get(key) != text:
+                    shown[key] = text
+                    self.update_cell(str(position), key, status_text(text) if key == "status" else text)
 
     def live_sample(self, position: int, v: SampleVerification) -> None:
         if not self.live or str(position) not in self.rows:
             return
         self._searching.pop(position, None)
+        self._shown.pop(position, None)
         for key, value in (("status", status_text(v.status)), ("eps", f"{v.eps:.3f}"), ("found", str(v.found)),
                            ("seconds", f"{v.seconds:.1f}")):
             self.update_cell(str(position), key, value)
