@@ -9,12 +9,14 @@ import time
 from typing import Callable
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from .data import Dataset
 from .engine import Engine
 from .errors import Cancelled
-from .events import Event, Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted
+from .events import (Event, Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted, SampleSearching,
+                     SampleVerified, SamplesQueried)
 from .metrics import aubc
 from .oracles import LabelsPending
 from .records import RoundRecord
@@ -34,21 +36,51 @@ def format_round(record: RoundRecord, rounds_target: int, accuracies: list[float
     return line
 
 
+class LongestSearch(ProgressColumn):
+    """While a round verifies, the search that has run longest: where a slow round's time goes."""
+
+    def __init__(self, searching: dict[int, tuple[SampleSearching, float]], queried: dict[int, int]) -> None:
+        super().__init__()
+        self.searching, self.queried = searching, queried  # the printer's, kept up to date by its events
+
+    def render(self, task: Task) -> Text:
+        running = list(self.searching.items())  # one step under the GIL: the engine's thread changes it
+        if not running:
+            return Text("")
+        position, (event, since) = min(running, key=lambda item: item[1][1])
+        sample = self.queried.get(position)
+        text = f"longest search: sample {'#' + str(sample) if sample is not None else position + 1}"
+        if event.eps is not None:
+            text += f" at eps {event.eps:.3f}, {event.found} found"
+        return Text(f"{text}, {time.monotonic() - since:.0f} s", "dim")
+
+
 class _Printer:
     def __init__(self, session: Session, console: Console) -> None:
         self.session = session
         self.console = console
         self.progress: Progress | None = None
         self.task = None
+        self.searching: dict[int, tuple[SampleSearching, float]] = {}  # by position: last word, since
+        self.queried: dict[int, int] = {}  # position -> dataset index, this round
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RoundStarted) and self.console.is_terminal:
             self.stop()
+            self.searching.clear()
+            self.queried.clear()
             self.progress = Progress(TextColumn("round {task.fields[round]} {task.description}"), BarColumn(),
-                                     MofNCompleteColumn(), TimeElapsedColumn(), console=self.console,
+                                     MofNCompleteColumn(), TimeElapsedColumn(),
+                                     LongestSearch(self.searching, self.queried), console=self.console,
                                      transient=True)
             self.progress.start()
             self.task = self.progress.add_task("select", total=None, round=event.round)
+        elif isinstance(event, SamplesQueried):
+            self.queried.update((position, q.index) for position, q in enumerate(event.queried))
+        elif isinstance(event, SampleSearching):
+            self.searching[event.position] = (event, self.searching.get(event.position, (event, time.monotonic()))[1])
+        elif isinstance(event, SampleVerified):
+            self.searching.pop(event.position, None)
         elif isinstance(event, PhaseStarted) and self.progress is not None:
             self.progress.update(self.task, description=event.phase, total=None, completed=0)
         elif isinstance(event, PhaseProgress) and self.progress is not None:

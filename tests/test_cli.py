@@ -157,3 +157,41 @@ def test_damaged_or_newer_sessions_are_refused_and_left_as_they_are(finished, tm
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert [entry for entry in snapshot(sessions) if not entry[0].endswith("/lock")] == saved
+
+
+def test_headless_progress_in_a_terminal_names_the_search_running_longest(monkeypatch):
+    """The progress line of `--headless` in a terminal says which sample's search holds the round, at which
+    eps, with how many points, for how long; a finished search gives the place to the next longest."""
+    import io
+
+    from rich.console import Console
+
+    from fvtui import headless
+    from fvtui.config import RoundSettings
+    from fvtui.events import PhaseStarted, RoundStarted, SampleSearching, SampleVerified, SamplesQueried
+    from fvtui.records import QueriedSample, SampleVerification
+
+    clock = [100.0]
+    monkeypatch.setattr(headless.time, "monotonic", lambda: clock[0])
+    printer = headless._Printer(None, Console(file=io.StringIO(), force_terminal=True, width=200))
+
+    def line() -> str:
+        shown = Console(file=io.StringIO(), width=200, record=True)
+        shown.print(printer.progress.get_renderable())
+        return shown.export_text()
+
+    printer(RoundStarted(1, 3, RoundSettings()))
+    printer(SamplesQueried(1, tuple(QueriedSample(index, 0, 0.0, 0) for index in (412, 77, 9031))))
+    printer(PhaseStarted(1, "augment"))
+    assert "longest search" not in line()
+    printer(SampleSearching(1, 2, 0.06, 0, 1))
+    clock[0] = 104.0
+    printer(SampleSearching(1, 0, 0.06, 1, 1))
+    printer(SampleSearching(1, 2, 0.11, 3, 6))  # the same search, further on: its clock runs from its start
+    clock[0] = 112.0
+    assert "longest search: sample #9031 at eps 0.110, 3 found, 12 s" in line()
+    printer(SampleVerified(1, 2, SampleVerification(9031, "counterexample", 0.11, 10, 0, 9, 4.0)))
+    assert "longest search: sample #412 at eps 0.060, 1 found, 8 s" in line()
+    printer(SampleVerified(1, 0, SampleVerification(412, "robust", 1.0, 0, 0, 20, 9.0)))
+    assert "longest search" not in line()
+    printer.stop()
