@@ -271,13 +271,13 @@ class Engine:
         return nn_model.train(net, x, y, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                               seed=seed_for(cfg.seed, round_index, "train"), adam_eps=cfg.adam_eps)
 
-    def _progress_reporter(self, r: int, total: int) -> Callable[[int, SampleVerification], None]:
+    def _progress_reporter(self, r: int, total: int) -> Callable[[int, SampleVerification, SyntheticBatch], None]:
         done = 0
 
-        def report(position: int, record: SampleVerification) -> None:
+        def report(position: int, record: SampleVerification, points: SyntheticBatch) -> None:
             nonlocal done
             done += 1
-            self.emit(SampleVerified(r, position, record))
+            self.emit(SampleVerified(r, position, record, points))
             self.emit(PhaseProgress(r, "augment", done, total))
 
         return report

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from .config import RoundSettings
-from .records import LabelRequest, QueriedSample, RoundRecord, SampleVerification
+from .records import LabelRequest, QueriedSample, RoundRecord, SampleVerification, SyntheticBatch
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ class SampleVerified:
     round: int
     position: int  # row in the round's queried list
     record: SampleVerification
+    points: SyntheticBatch | None = None  # the synthetic samples its kept counterexamples make
 
 
 @dataclass(frozen=True)

@@ -179,3 +179,76 @@ def test_a_samples_slow_query_shows_what_held_it(demo):
     assert slow.endswith("; query 2 took 383.8 s: offer 0.130 s, build 0.010 s; cpu 0.200 s")
     assert "took" not in line([0.1, 0.9], [{"marabou": 0.1}, {"marabou": 0.9}])
     assert "took" not in line([0.1, 383.8], [])  # saved before fvtui recorded phases
+
+
+class HalfDone:
+    """Stands in for the solver pool: every search but the first ends at once with one point (a 'seed', so
+    the model's re-check keeps it); the first runs until cancelled. Later calls find nothing."""
+
+    def __init__(self, workers=None) -> None:
+        self.calls, self.points = 0, {}
+
+    def run_searches(self, tasks, on_result=None, cancel=None, on_progress=None):
+        from fvtui.errors import Cancelled
+        from fvtui.verify import Counterexample, QueryRecord, SearchResult
+        from fvtui.verify.results import SearchProgress
+
+        self.calls += 1
+        if self.calls > 1:
+            return [SearchResult("exhausted", final_eps=1.0) for _ in tasks]
+        on_progress(0, SearchProgress(eps=0.11, found=1, queries=4))
+        for i, t in enumerate(tasks[1:], 1):
+            x = np.clip(t.x + 0.05 * np.sign(0.5 - t.x), 0, 1).astype(np.float32)
+            self.points[t.x.tobytes()] = x
+            on_result(i, SearchResult("sat", [Counterexample(x, 0.06, 0, 0.0, "seed")],
+                                      [QueryRecord(0.06, "sat", 0.2, 0)], 0.06, 0.2))
+        cancel.wait()
+        raise Cancelled()
+
+    def close(self) -> None:
+        pass
+
+
+async def test_a_round_still_verifying_opens_in_the_inspector_with_its_searches_so_far(store, demo):
+    """enter on a running round's row: the samples whose search ended show their counterexamples, the one
+    still searching says where it is; the network is the one that picked them (the initial model)."""
+    from test_app_support import fv_config
+
+    from fvtui.app.widgets.verification import VerificationTable
+
+    solvers = []
+
+    def solver(workers=None):
+        solvers.append(HalfDone(workers))
+        return solvers[-1]
+
+    app = make_app(store, new_config=fv_config(rounds=1), new_name="live", loader=demo_loader(demo),
+                   solver_factory=solver)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.screen
+        table = screen.query_one(VerificationTable)
+
+        def statuses():
+            return [str(table.get_cell_at((row, 4))) for row in range(table.row_count)]
+
+        await wait_for(pilot, lambda: sorted(statuses()) == ["counterexample", "counterexample", "searching"],
+                       what=lambda: f"two searches done, one running: {statuses()}")
+        searching, done = statuses().index("searching"), statuses().index("counterexample")
+        await pilot.press("3", *["down"] * done, "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen), what="the inspector")
+        inspector = app.screen
+        assert inspector.position == done and inspector.judge.name == "model after round 0"
+        queried = screen._queried[1]
+        for position, subject in enumerate(inspector.subjects):
+            assert np.array_equal(subject.x, demo.train_x[queried[position].index].numpy())
+            if position == searching:
+                assert subject.note == "search running at eps 0.110, 1 found so far (as of opening)"
+                assert subject.candidates == []
+            else:
+                assert subject.note.startswith("search: counterexample at eps 0.060, 1 found")
+                (candidate,) = subject.candidates
+                assert np.array_equal(candidate.x, solvers[0].points[subject.x.tobytes()])
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, what="the session screen")
+        screen.runner.stop()
+        await wait_state(pilot, screen, "stopped")

@@ -244,8 +244,12 @@ async def test_stop_discards_the_round_and_resume_redoes_it(store, demo):
         assert [label for _, label, _ in live] == [row[1] for row in picked]
         assert "round 1 running" in str(screen.query_one("#samples-title").render())
         grid.query(PreviewCard).first().focus()
-        await pilot.press("enter")
-        assert app.screen is screen
+        await pilot.press("enter")  # a round verifying opens as it stands: here no search has ended yet
+        await wait_for(pilot, lambda: app.screen is not screen, what="the inspector")
+        assert [s.note for s in app.screen.subjects] == ["search not started yet"] * 3
+        assert not any(s.candidates for s in app.screen.subjects)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, what="the session screen")
         curve = screen.query_one(LearningCurve)  # round 0, the initial model, is drawn while round 1 runs
         assert curve.initial == screen.session.initial().test_accuracy and not curve.accuracies
         await pilot.press("s")

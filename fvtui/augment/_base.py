@@ -27,7 +27,8 @@ class AugmentContext:
     settings: RoundSettings
     solver: object | None = None  # fvtui.verify.SolverPool, for augmentations that verify
     cancel: threading.Event | None = None
-    on_sample: Callable[[int, SampleVerification], None] = lambda i, record: None
+    # a sample's search ended: its record and the synthetic samples its kept points make
+    on_sample: Callable[[int, SampleVerification, SyntheticBatch], None] = lambda i, record, points: None
     on_search: Callable[[int, SearchProgress], None] = lambda i, progress: None  # a sample's search, while it runs
     legacy: bool = False  # the session runs fvtui 0.1's protocol (config.LEGACY_PROTOCOL)
     # The round journal: per-sample results this round saved before it was interrupted (by dataset

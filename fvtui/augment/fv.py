@@ -18,7 +18,7 @@ import torch
 from ..attacks import fgsm_min_eps
 from ..model import logits, to_network
 from ..records import QueryCounts, SampleVerification, SyntheticBatch
-from ..verify import QueryRecord, SearchResult, SearchTask
+from ..verify import Counterexample, QueryRecord, SearchResult, SearchTask
 from ..verify.results import encode_point
 from ._base import AUGMENTATIONS, AugmentContext, AugmentResult
 
@@ -119,7 +119,7 @@ def fv(ctx: AugmentContext) -> AugmentResult:
             query_seconds=[stored_seconds(q) for q in result.queries],
             query_phases=[stored_phases(q) for q in result.queries], unkept=unkept)
         verification[row] = record
-        ctx.on_sample(row, record)
+        ctx.on_sample(row, record, synthetic_batch(ctx, [(row, ce) for ce in confirmed]))
 
     pending = []
     for row in range(len(tasks)):
@@ -134,16 +134,20 @@ def fv(ctx: AugmentContext) -> AugmentResult:
                                 on_result=lambda i, result: on_result(pending[i], result), cancel=ctx.cancel,
                                 on_progress=lambda i, progress: ctx.on_search(pending[i], progress))
     kept_rows.sort(key=lambda item: item[0])  # task order, whatever order the workers finished in
-    if not kept_rows:
-        return AugmentResult(SyntheticBatch.empty(ctx.x.shape[1]), verification, counts)
-    rows = np.array([row for row, _ in kept_rows])
+    return AugmentResult(synthetic_batch(ctx, kept_rows), verification, counts)
+
+
+def synthetic_batch(ctx: AugmentContext, kept: list[tuple[int, Counterexample]]) -> SyntheticBatch:
+    """The training samples kept counterexamples make, each (row, point) labelled as its queried sample."""
+    if not kept:
+        return SyntheticBatch.empty(ctx.x.shape[1])
+    rows = np.array([row for row, _ in kept])
     seed_origin = ctx.selection.anchor.kind if ctx.selection.anchor is not None else "seed"
-    x = np.stack([ce.x for _, ce in kept_rows]).astype(np.float32)
-    batch = SyntheticBatch(
+    x = np.stack([ce.x for _, ce in kept]).astype(np.float32)
+    return SyntheticBatch(
         x=x, y=ctx.y.numpy()[rows].astype(np.int64), source=ctx.source[rows].astype(np.int64),
-        eps=np.array([ce.eps for _, ce in kept_rows]),
+        eps=np.array([ce.eps for _, ce in kept]),
         predicted=logits(ctx.model, torch.from_numpy(x)).argmax(1).numpy().astype(np.int64),
-        seconds=np.array([ce.seconds for _, ce in kept_rows]),
-        origin=np.array([seed_origin if ce.source == "seed" else ce.source for _, ce in kept_rows], dtype="<U8"),
+        seconds=np.array([ce.seconds for _, ce in kept]),
+        origin=np.array([seed_origin if ce.source == "seed" else ce.source for _, ce in kept], dtype="<U8"),
     )
-    return AugmentResult(batch, verification, counts)

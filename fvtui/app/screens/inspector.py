@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from rich.table import Table
@@ -27,7 +27,8 @@ from textual.widgets import Input, Label, Static
 
 from ...errors import Cancelled
 from ...pictures import to_pil
-from ...records import RoundRecord, SyntheticBatch, longest_query, phase_text
+from ...config import RoundSettings
+from ...records import QueriedSample, RoundRecord, SampleVerification, SyntheticBatch, longest_query, phase_text
 from ...store import Session
 from ..images import TerminalImage, amplified_difference, cell_size
 from ..widgets.footer import Footer
@@ -66,8 +67,21 @@ class Judge:
     timeout: float  # seconds per solver query
 
 
-def round_subjects(dataset, record: RoundRecord, synthetic: SyntheticBatch) -> list[Subject]:
-    """A round's queried samples with the synthetic samples each one got."""
+@dataclass(frozen=True)
+class RoundView:
+    """What the inspector reads of a round: a saved RoundRecord has it all; a round still verifying has
+    its picks and the searches finished so far."""
+
+    round: int
+    settings: RoundSettings
+    queried: Sequence[QueriedSample]
+    verification: Sequence[SampleVerification]
+
+
+def round_subjects(dataset, record: RoundRecord | RoundView, synthetic: SyntheticBatch,
+                   unfinished: Mapping[int, str] | None = None) -> list[Subject]:
+    """A round's queried samples with the synthetic samples each one got; `unfinished`: the line of each
+    sample (by position) whose search has not ended, in a round still verifying."""
     subjects = []
     s, n = record.settings, len(record.queried)
     for position, q in enumerate(record.queried):
@@ -79,6 +93,8 @@ def round_subjects(dataset, record: RoundRecord, synthetic: SyntheticBatch) -> l
             slow = longest_query(v.query_seconds, v.query_phases)
             if slow is not None and v.query_seconds[slow] >= SLOW_QUERY_NOTE_S:
                 note += f"; query {slow + 1} took {v.query_seconds[slow]:.1f} s: {phase_text(v.query_phases[slow])}"
+        elif unfinished is not None:
+            note = unfinished.get(position, "search not started yet")
         else:
             note = f"{len(mine)} synthetic samples from {s.augment}"
         candidates = [Candidate(synthetic.x[i], float(synthetic.eps[i]), str(synthetic.origin[i])) for i in mine]
@@ -90,7 +106,7 @@ def round_subjects(dataset, record: RoundRecord, synthetic: SyntheticBatch) -> l
     return subjects
 
 
-def round_judge(session: Session, dataset, record: RoundRecord, net) -> Judge:
+def round_judge(session: Session, dataset, record: RoundRecord | RoundView, net) -> Judge:
     return Judge(net, f"model after round {record.round - 1}", dataset.classes, dataset.image_shape,
                  session.settings.verify_timeout)
 

@@ -33,7 +33,7 @@ from ..widgets.status import StatusLine
 from ..widgets.verification import VerificationTable
 from .compare import CompareScreen
 from .confirm import ConfirmScreen
-from .inspector import InspectorScreen, network_of, round_judge, round_subjects
+from .inspector import InspectorScreen, RoundView, network_of, round_judge, round_subjects
 from .label import LabelScreen
 from .settings import SettingsScreen
 
@@ -84,6 +84,8 @@ class SessionScreen(Screen):
         self._queried: dict[int, tuple[QueriedSample, ...]] = {}  # the running round's picks
         self._verified: dict[int, SampleVerification] = {}  # its searches so far, by position
         self._searching: dict[int, tuple[SampleSearching, float]] = {}  # its searches running: last word, since
+        self._points: dict[int, SyntheticBatch] = {}  # the synthetic samples of its finished searches
+        self._running_settings = None  # what the running round runs with (RoundStarted.settings)
         self._verifying = 0  # the running round, once its fv searches have started
         self._after_close: Callable[[], None] | None = None
         self._wanted = None  # the batch waiting for a person's labels (LabelsWanted.request)
@@ -170,7 +172,7 @@ class SessionScreen(Screen):
                 self.app.screen.dismiss()
         if message.state in ("paused", "stopped", "finished"):
             done = len(self.session.rounds) if self.session else 0
-            self._queried, self._verified, self._searching, self._verifying = {}, {}, {}, 0
+            self._queried, self._verified, self._searching, self._points, self._verifying = {}, {}, {}, {}, 0
             if self.shown_round > done:  # the picks of a discarded round
                 self._show_round(done)
             self.log_panel.add(f"{message.state} after round {done}", "success" if message.state == "finished"
@@ -188,6 +190,7 @@ class SessionScreen(Screen):
         event = message.event
         status = self.query_one(StatusLine)
         if isinstance(event, RoundStarted):
+            self._running_settings = event.settings
             self._retitle_budget_form()
             if self.query_one(LearningCurve).initial is None:  # a new session's initial model is saved now
                 self._draw_curve()
@@ -200,10 +203,11 @@ class SessionScreen(Screen):
                 self._verifying = event.round
                 if self.follow:
                     self._show_live_table()
+                    self._title_samples()
         elif isinstance(event, PhaseProgress):
             status.set_phase(event.round, event.phase, event.done, event.total)
         elif isinstance(event, SamplesQueried):
-            self._queried, self._verified, self._searching = {event.round: event.queried}, {}, {}
+            self._queried, self._verified, self._searching, self._points = {event.round: event.queried}, {}, {}, {}
             if self.follow:
                 self._show_round(event.round)
         elif isinstance(event, SampleSearching):
@@ -214,6 +218,8 @@ class SessionScreen(Screen):
         elif isinstance(event, SampleVerified):
             self._verified[event.position] = event.record
             self._searching.pop(event.position, None)
+            if event.points is not None:
+                self._points[event.position] = event.points
             self.query_one(VerificationTable).live_sample(event.position, event.record)
             if event.record.status in ("timeout", "error"):
                 self.log_panel.add(f"round {event.round} sample {event.position + 1} (#{event.record.source}): "
@@ -332,13 +338,15 @@ class SessionScreen(Screen):
             table.live_sample(position, record)
         for position, (event, since) in self._searching.items():
             table.live_search(position, event.eps, event.found, since)
-        self._title_table(f"round {round_index} verifying · rows fill in as samples finish")
+        self._title_table(f"round {round_index} verifying · rows fill in as samples finish · enter inspects")
 
     def _title_samples(self) -> None:
         grid, done = self.query_one(PreviewGrid), len(self.session.rounds)
         pages = f"page {grid.page + 1}/{grid.pages} (, .)"
         if self.shown_round > done:
-            text = f"round {self.shown_round} running · {len(grid.previews)} queried · {pages} · inspect once saved"
+            text = f"round {self.shown_round} running · {len(grid.previews)} queried · {pages}"
+            if self.shown_round == self._verifying:
+                text += " · enter inspects the searches so far"
             strategy = self.session.settings.strategy
         else:
             text = f"round {self.shown_round}/{done} · {len(grid.previews)} queried · {pages} · rounds ([ ]) · enter inspects"
@@ -455,21 +463,32 @@ class SessionScreen(Screen):
         self.post_message(InspectRequested(table.round_index, row))
 
     def on_inspect_requested(self, message: InspectRequested) -> None:
-        if message.round_index > len(self.session.rounds):
-            self.notify("this round is still running: its samples open once it finishes")
-            return
-        self._open_inspector(self.session.rounds[message.round_index - 1], message.position)
+        r = message.round_index
+        if r <= len(self.session.rounds):
+            self._open_inspector(self.session.rounds[r - 1], message.position)
+        elif r == self._verifying and r in self._queried:  # as it stands: its searches so far
+            view = RoundView(r, self._running_settings, self._queried[r], tuple(self._verified.values()))
+            points = SyntheticBatch.concat(list(self._points.values()), self.dataset.num_features)
+            running = {position: f"search running at eps {event.eps:.3f}, {event.found} found so far (as of "
+                                 "opening)" if event.eps is not None else "search running"
+                       for position, (event, _) in self._searching.items()}
+            self._open_inspector(view, message.position, points, running)
+        else:
+            self.notify("this round's samples open once their searches start")
 
     @work(thread=True, exclusive=True, group="inspector", exit_on_error=False)
-    def _open_inspector(self, record: RoundRecord, position: int) -> None:
-        """The inspector, its round's samples and network read off the UI thread."""
+    def _open_inspector(self, record: RoundRecord | RoundView, position: int, synthetic: SyntheticBatch | None = None,
+                        unfinished: dict[int, str] | None = None) -> None:
+        """The inspector, its round's samples and network read off the UI thread (a running round's
+        samples come from the screen, taken on the UI thread)."""
         try:
-            synthetic = self._synthetic.get(record.round) or self.session.synthetic(record.round)
+            if synthetic is None:
+                synthetic = self._synthetic.get(record.round) or self.session.synthetic(record.round)
             net = network_of(self.session, self.dataset, record.round - 1)
         except UserError as exc:  # a damaged round file
             self.app.call_from_thread(self.app.report, str(exc))
             return
-        subjects = round_subjects(self.dataset, record, synthetic)
+        subjects = round_subjects(self.dataset, record, synthetic, unfinished)
         judge = round_judge(self.session, self.dataset, record, net)
         self.app.call_from_thread(lambda: self.app.push_screen(InspectorScreen(subjects, position, judge)))
 
