@@ -183,27 +183,39 @@ def test_a_samples_slow_query_shows_what_held_it(demo):
 
 class HalfDone:
     """Stands in for the solver pool: every search but the first ends at once with one point (a 'seed', so
-    the model's re-check keeps it); the first runs until cancelled. Later calls find nothing."""
+    the model's re-check keeps it); the first runs until cancelled, or ends the same way once `release` is
+    set. Later calls find nothing."""
 
     def __init__(self, workers=None) -> None:
         self.calls, self.points = 0, {}
+        self.release = threading.Event()
+
+    def found(self, t):
+        from fvtui.verify import Counterexample, QueryRecord, SearchResult
+
+        x = np.clip(t.x + 0.05 * np.sign(0.5 - t.x), 0, 1).astype(np.float32)
+        self.points[t.x.tobytes()] = x
+        return SearchResult("sat", [Counterexample(x, 0.06, 0, 0.0, "seed")], [QueryRecord(0.06, "sat", 0.2, 0)],
+                            0.06, 0.2)
 
     def run_searches(self, tasks, on_result=None, cancel=None, on_progress=None):
         from fvtui.errors import Cancelled
-        from fvtui.verify import Counterexample, QueryRecord, SearchResult
+        from fvtui.verify import SearchResult
         from fvtui.verify.results import SearchProgress
 
         self.calls += 1
         if self.calls > 1:
             return [SearchResult("exhausted", final_eps=1.0) for _ in tasks]
         on_progress(0, SearchProgress(eps=0.11, found=1, queries=4))
-        for i, t in enumerate(tasks[1:], 1):
-            x = np.clip(t.x + 0.05 * np.sign(0.5 - t.x), 0, 1).astype(np.float32)
-            self.points[t.x.tobytes()] = x
-            on_result(i, SearchResult("sat", [Counterexample(x, 0.06, 0, 0.0, "seed")],
-                                      [QueryRecord(0.06, "sat", 0.2, 0)], 0.06, 0.2))
-        cancel.wait()
-        raise Cancelled()
+        results = [None] + [self.found(t) for t in tasks[1:]]
+        for i, result in enumerate(results[1:], 1):
+            on_result(i, result)
+        while not self.release.wait(0.05):
+            if cancel.is_set():
+                raise Cancelled()
+        results[0] = self.found(tasks[0])
+        on_result(0, results[0])
+        return results
 
     def close(self) -> None:
         pass
@@ -211,7 +223,8 @@ class HalfDone:
 
 async def test_a_round_still_verifying_opens_in_the_inspector_with_its_searches_so_far(store, demo):
     """enter on a running round's row: the samples whose search ended show their counterexamples, the one
-    still searching says where it is; the network is the one that picked them (the initial model)."""
+    still searching says where it is; the network is the one that picked them (the initial model). A search
+    that ends while the inspector is open shows its points there."""
     from test_app_support import fv_config
 
     from fvtui.app.widgets.verification import VerificationTable
@@ -250,5 +263,20 @@ async def test_a_round_still_verifying_opens_in_the_inspector_with_its_searches_
                 assert np.array_equal(candidate.x, solvers[0].points[subject.x.tobytes()])
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen, what="the session screen")
-        screen.runner.stop()
-        await wait_state(pilot, screen, "stopped")
+        # open on the sample still searching; its search ends meanwhile: its point appears on the screen
+        await pilot.press(*["up"] * done, *["down"] * searching, "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen), what="the inspector")
+        inspector = app.screen
+        assert inspector.position == searching and inspector.candidates == []
+        from fvtui.app.screens.inspector import Candidate
+
+        asked = Candidate(inspector.x, 0.5, "verify")  # as if `v` had found one here meanwhile; on show
+        inspector.candidates.append(asked)
+        solvers[0].release.set()
+        await wait_for(pilot, lambda: len(inspector.candidates) == 2, 10, what="the ended search's point")
+        assert inspector.subject.note.startswith("search: counterexample at eps 0.060, 1 found")
+        candidate, later = inspector.candidates
+        assert np.array_equal(candidate.x, solvers[0].points[inspector.x.tobytes()]) and later is asked
+        assert inspector.current == 1  # what was on show stays on show
+        assert str(inspector.query_one("#caption-counterexample").render()).startswith("counterexample · ")
+        await wait_state(pilot, screen, "finished")

@@ -269,6 +269,19 @@ class InspectorScreen(Screen):
         self.query_one("#eps", Input).value = f"{self.subject.default_eps:.4g}"
         self._show_subject()
 
+    def sample_ended(self, position: int, subject: Subject) -> None:
+        """A sample of a round still verifying whose search ended while this screen was open: its line and
+        its search's points (first, before any asked here) replace what was known when the screen opened."""
+        shown = self.subjects[position]
+        asked_here = len(shown.candidates)
+        shown.note = subject.note
+        shown.candidates[:0] = subject.candidates  # the same list the screen browses (and a solve appends to)
+        if position == self.position:
+            if asked_here:  # the candidate on show stays on show
+                self.current += len(subject.candidates)
+            self._show_title()
+            self._show_candidate()
+
     def action_step(self, delta: int) -> None:
         if self.candidates:
             self.current = (self.current + delta) % len(self.candidates)

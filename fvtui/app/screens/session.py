@@ -86,6 +86,7 @@ class SessionScreen(Screen):
         self._searching: dict[int, tuple[SampleSearching, float]] = {}  # its searches running: last word, since
         self._points: dict[int, SyntheticBatch] = {}  # the synthetic samples of its finished searches
         self._running_settings = None  # what the running round runs with (RoundStarted.settings)
+        self._live_inspector: InspectorScreen | None = None  # opened on the running round: told as searches end
         self._verifying = 0  # the running round, once its fv searches have started
         self._after_close: Callable[[], None] | None = None
         self._wanted = None  # the batch waiting for a person's labels (LabelsWanted.request)
@@ -220,6 +221,10 @@ class SessionScreen(Screen):
             self._searching.pop(event.position, None)
             if event.points is not None:
                 self._points[event.position] = event.points
+            inspector = self._live_inspector
+            if inspector is not None and inspector in self.app.screen_stack and event.round == self._verifying:
+                view, points = self._running_view()
+                inspector.sample_ended(event.position, round_subjects(self.dataset, view, points)[event.position])
             self.query_one(VerificationTable).live_sample(event.position, event.record)
             if event.record.status in ("timeout", "error"):
                 self.log_panel.add(f"round {event.round} sample {event.position + 1} (#{event.record.source}): "
@@ -467,14 +472,19 @@ class SessionScreen(Screen):
         if r <= len(self.session.rounds):
             self._open_inspector(self.session.rounds[r - 1], message.position)
         elif r == self._verifying and r in self._queried:  # as it stands: its searches so far
-            view = RoundView(r, self._running_settings, self._queried[r], tuple(self._verified.values()))
-            points = SyntheticBatch.concat(list(self._points.values()), self.dataset.num_features)
+            view, points = self._running_view()
             running = {position: f"search running at eps {event.eps:.3f}, {event.found} found so far (as of "
                                  "opening)" if event.eps is not None else "search running"
                        for position, (event, _) in self._searching.items()}
             self._open_inspector(view, message.position, points, running)
         else:
             self.notify("this round's samples open once their searches start")
+
+    def _running_view(self) -> tuple[RoundView, SyntheticBatch]:
+        """The round verifying as it stands, and the synthetic samples of its searches so far."""
+        r = self._verifying
+        view = RoundView(r, self._running_settings, self._queried[r], tuple(self._verified.values()))
+        return view, SyntheticBatch.concat(list(self._points.values()), self.dataset.num_features)
 
     @work(thread=True, exclusive=True, group="inspector", exit_on_error=False)
     def _open_inspector(self, record: RoundRecord | RoundView, position: int, synthetic: SyntheticBatch | None = None,
@@ -490,7 +500,12 @@ class SessionScreen(Screen):
             return
         subjects = round_subjects(self.dataset, record, synthetic, unfinished)
         judge = round_judge(self.session, self.dataset, record, net)
-        self.app.call_from_thread(lambda: self.app.push_screen(InspectorScreen(subjects, position, judge)))
+        def show() -> None:
+            inspector = InspectorScreen(subjects, position, judge)
+            self._live_inspector = inspector if unfinished is not None else None
+            self.app.push_screen(inspector)
+
+        self.app.call_from_thread(show)
 
     def action_label(self) -> None:
         """The labelling screen for the batch waiting for a person (the round goes on once it is labelled)."""
