@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from test_app_support import demo_loader, notified, screen_text, tiny_config, wait_for, wait_state
 from test_oracle import CLASSES, unlabelled_folder
 from test_own_data import image_folder
@@ -118,3 +120,25 @@ async def test_unlabelled_images_in_the_app_ask_a_person_or_are_refused_in_place
         await pilot.press(str(classes.index(truth[shown.name])))
         await sees(pilot, app, "1 / 4 labelled")
     assert book(store, "yes").labels == {index: classes.index(truth[shown.name])}
+
+
+@pytest.mark.parametrize("augment, notice", [("fv", "this round's samples open once their searches start"),
+                                             ("none", "this round's samples open once it is saved")])
+async def test_a_round_waiting_for_labels_says_when_its_samples_open(tmp_path, demo, augment, notice):
+    """A running round opens in the inspector once its fv searches run; before (here: its labels wanted),
+    or in a round that verifies nothing, enter on a sample says when it will."""
+    from fvtui.app.widgets.previews import InspectRequested
+
+    store = SessionStore(tmp_path / "sessions")
+    config = dataclasses.replace(tiny_config(augment=augment, rounds=1, query_size=3), init_size=4, oracle="human")
+    app = make_app(store, new_config=config, new_name="h", loader=demo_loader(demo))
+    async with app.run_test(size=(100, 32)) as pilot:
+        said = notified(app)
+        await wait_for(pilot, lambda: labelling(app, 0), what="the initial set's labelling screen")
+        await pilot.press("3", "5", "7", "2")
+        await wait_for(pilot, lambda: labelling(app, 1), what="round 1's labelling screen")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen), what="the session screen")
+        app.screen.post_message(InspectRequested(1, 0))  # what enter on its first picture sends
+        await wait_for(pilot, lambda: notice in said, timeout=30, what=lambda: f"{notice!r} in {said}")
+        assert isinstance(app.screen, SessionScreen)

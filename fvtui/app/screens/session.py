@@ -478,7 +478,8 @@ class SessionScreen(Screen):
                        for position, (event, _) in self._searching.items()}
             self._open_inspector(view, message.position, points, running)
         else:
-            self.notify("this round's samples open once their searches start")
+            self.notify("this round's samples open once their searches start"
+                        if _verifies(self.session.settings.augment) else "this round's samples open once it is saved")
 
     def _running_view(self) -> tuple[RoundView, SyntheticBatch]:
         """The round verifying as it stands, and the synthetic samples of its searches so far."""
