@@ -196,7 +196,7 @@ class Engine:
                 settings=settings, solver=self.solver if needs_solver else None, cancel=self.cancel,
                 on_sample=self._progress_reporter(r, queried.size), legacy=cfg.legacy,
                 on_search=lambda row, progress: self.emit(SampleSearching(r, row, progress.eps, progress.found,
-                                                                          progress.queries)),
+                                                                          progress.queries, progress.started)),
                 replay=replay, save=save,
             ))
 

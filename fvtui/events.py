@@ -57,6 +57,7 @@ class SampleSearching:
     eps: float | None  # radius of the query it asks now
     found: int | None  # counterexamples so far, seeds included
     queries: int
+    started: float  # when the search went out (time.monotonic)
 
 
 @dataclass(frozen=True)

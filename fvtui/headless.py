@@ -39,7 +39,7 @@ def format_round(record: RoundRecord, rounds_target: int, accuracies: list[float
 class LongestSearch(ProgressColumn):
     """While a round verifies, the search that has run longest: where a slow round's time goes."""
 
-    def __init__(self, searching: dict[int, tuple[SampleSearching, float]], queried: dict[int, int]) -> None:
+    def __init__(self, searching: dict[int, SampleSearching], queried: dict[int, int]) -> None:
         super().__init__()
         self.searching, self.queried = searching, queried  # the printer's, kept up to date by its events
 
@@ -47,12 +47,12 @@ class LongestSearch(ProgressColumn):
         running = list(self.searching.items())  # one step under the GIL: the engine's thread changes it
         if not running:
             return Text("")
-        position, (event, since) = min(running, key=lambda item: item[1][1])
+        position, event = min(running, key=lambda item: item[1].started)
         sample = self.queried.get(position)
         text = f"longest search: sample {'#' + str(sample) if sample is not None else position + 1}"
         if event.eps is not None:
             text += f" at eps {event.eps:.3f}, {event.found} found"
-        return Text(f"{text}, {time.monotonic() - since:.0f} s", "dim")
+        return Text(f"{text}, {time.monotonic() - event.started:.0f} s", "dim")
 
 
 class _Printer:
@@ -61,7 +61,7 @@ class _Printer:
         self.console = console
         self.progress: Progress | None = None
         self.task = None
-        self.searching: dict[int, tuple[SampleSearching, float]] = {}  # by position: last word, since
+        self.searching: dict[int, SampleSearching] = {}  # by position: the last word of each running search
         self.queried: dict[int, int] = {}  # position -> dataset index, this round
 
     def __call__(self, event: Event) -> None:
@@ -78,7 +78,7 @@ class _Printer:
         elif isinstance(event, SamplesQueried):
             self.queried.update((position, q.index) for position, q in enumerate(event.queried))
         elif isinstance(event, SampleSearching):
-            self.searching[event.position] = (event, self.searching.get(event.position, (event, time.monotonic()))[1])
+            self.searching[event.position] = event
         elif isinstance(event, SampleVerified):
             self.searching.pop(event.position, None)
         elif isinstance(event, PhaseStarted) and self.progress is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 from solver_processes import solver_children
@@ -206,7 +207,7 @@ class HalfDone:
         self.calls += 1
         if self.calls > 1:
             return [SearchResult("exhausted", final_eps=1.0) for _ in tasks]
-        on_progress(0, SearchProgress(eps=0.11, found=1, queries=4))
+        on_progress(0, SearchProgress(eps=0.11, found=1, queries=4, started=time.monotonic()))
         results = [None] + [self.found(t) for t in tasks[1:]]
         for i, result in enumerate(results[1:], 1):
             on_result(i, result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 import pytest
 from solver_processes import solver_children
@@ -272,7 +273,8 @@ async def test_a_running_search_shows_its_radius_points_and_seconds(store, demo)
     from fvtui.verify.results import SearchProgress
 
     class Telling(EndlessSolver):  # the row shows the last word by the next second's tick
-        progress = (SearchProgress(eps=0.06, found=0, queries=1), SearchProgress(eps=0.11, found=2, queries=3))
+        started = time.monotonic()
+        progress = (SearchProgress(0.06, 0, 1, started), SearchProgress(0.11, 2, 3, started))
 
     async with verifying_forever(store, demo, Telling) as (app, pilot):
         screen = app.screen

@@ -184,10 +184,10 @@ def test_headless_progress_in_a_terminal_names_the_search_running_longest(monkey
     printer(SamplesQueried(1, tuple(QueriedSample(index, 0, 0.0, 0) for index in (412, 77, 9031))))
     printer(PhaseStarted(1, "augment"))
     assert "longest search" not in line()
-    printer(SampleSearching(1, 2, 0.06, 0, 1))
+    printer(SampleSearching(1, 2, 0.06, 0, 1, 100.0))
     clock[0] = 104.0
-    printer(SampleSearching(1, 0, 0.06, 1, 1))
-    printer(SampleSearching(1, 2, 0.11, 3, 6))  # the same search, further on: its clock runs from its start
+    printer(SampleSearching(1, 0, 0.06, 1, 1, 104.0))
+    printer(SampleSearching(1, 2, 0.11, 3, 6, 100.0))  # the same search, further on: its clock runs from its start
     clock[0] = 112.0
     assert "longest search: sample #9031 at eps 0.110, 3 found, 12 s" in line()
     printer(SampleVerified(1, 2, SampleVerification(9031, "counterexample", 0.11, 10, 0, 9, 4.0)))

@@ -22,7 +22,6 @@ from fvtui.config import RoundSettings, SessionConfig
 from fvtui.data import load_dataset
 from fvtui.engine import Engine
 from fvtui.store import SessionStore
-from fvtui.verify.results import SearchProgress
 from test_faults import tagged_processes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,7 +240,9 @@ def test_stop_cancels_the_tasks_and_kills_their_solvers(two_workers):
         results = solver.run_searches([task(i, k=2) for i in range(2)],  # the workers live on
                                       on_progress=lambda i, progress: told.append((i, progress)))
         assert [r.status for r in results] == ["sat", "sat"]
-        assert told == [(0, SearchProgress()), (1, SearchProgress())]
+        assert [(i, progress.eps, progress.found, progress.queries) for i, progress in told] == \
+            [(0, None, None, 0), (1, None, None, 0)]
+        assert all(0 < progress.started <= time.monotonic() for _, progress in told)
     assert all(w.poll() is None for w in two_workers.processes)
 
 

@@ -85,7 +85,7 @@ def fv(ctx: AugmentContext) -> AugmentResult:
                                 timeout=settings.verify_timeout, seeds=seeds, legacy=ctx.legacy,
                                 points=settings.fv_points, slice=settings.marabou_slice))
 
-    kept_rows: list[tuple[int, object]] = []
+    batches: dict[int, SyntheticBatch] = {}  # by row: the training samples its kept counterexamples make
     verification: list[SampleVerification | None] = [None] * len(tasks)
     counts = QueryCounts()
 
@@ -94,13 +94,15 @@ def fv(ctx: AugmentContext) -> AugmentResult:
         if fresh:  # durable before it counts: a kill from here on loses nothing of this sample
             ctx.save(str(int(ctx.source[row])), result.to_dict())
         points = result.counterexamples
-        confirmed = []
+        confirmed, predicted = [], []
         if points:
-            predicted = logits(ctx.model, torch.from_numpy(np.stack([ce.x for ce in points]))).argmax(1).numpy()
-            confirmed = [ce for ce, p in zip(points, predicted)
-                         if p != tasks[row].target or (ce.source == "seed" and not ctx.legacy)]
+            changed = logits(ctx.model, torch.from_numpy(np.stack([ce.x for ce in points]))).argmax(1).numpy()
+            for ce, p in zip(points, changed):
+                if p != tasks[row].target or (ce.source == "seed" and not ctx.legacy):
+                    confirmed.append(ce)
+                    predicted.append(p)
         rejected = len(points) - len(confirmed)
-        kept_rows.extend((row, ce) for ce in confirmed)
+        batches[row] = synthetic_batch(ctx, row, confirmed, predicted)
         statuses = [q.status for q in result.queries]
         kept = {id(ce) for ce in confirmed}
         sat = [i for i, status in enumerate(statuses) if status == "sat"]
@@ -119,7 +121,7 @@ def fv(ctx: AugmentContext) -> AugmentResult:
             query_seconds=[stored_seconds(q) for q in result.queries],
             query_phases=[stored_phases(q) for q in result.queries], unkept=unkept)
         verification[row] = record
-        ctx.on_sample(row, record, synthetic_batch(ctx, [(row, ce) for ce in confirmed]))
+        ctx.on_sample(row, record, batches[row])
 
     pending = []
     for row in range(len(tasks)):
@@ -133,21 +135,20 @@ def fv(ctx: AugmentContext) -> AugmentResult:
         ctx.solver.run_searches([tasks[row] for row in pending],
                                 on_result=lambda i, result: on_result(pending[i], result), cancel=ctx.cancel,
                                 on_progress=lambda i, progress: ctx.on_search(pending[i], progress))
-    kept_rows.sort(key=lambda item: item[0])  # task order, whatever order the workers finished in
-    return AugmentResult(synthetic_batch(ctx, kept_rows), verification, counts)
+    # task order, whatever order the workers finished in
+    batch = SyntheticBatch.concat([batches[row] for row in sorted(batches)], ctx.x.shape[1])
+    return AugmentResult(batch, verification, counts)
 
 
-def synthetic_batch(ctx: AugmentContext, kept: list[tuple[int, Counterexample]]) -> SyntheticBatch:
-    """The training samples kept counterexamples make, each (row, point) labelled as its queried sample."""
-    if not kept:
+def synthetic_batch(ctx: AugmentContext, row: int, points: list[Counterexample], predicted: list) -> SyntheticBatch:
+    """The training samples a queried sample's kept counterexamples make, labelled as it is; `predicted`: what
+    the model says of each (the re-check's own forward pass)."""
+    if not points:
         return SyntheticBatch.empty(ctx.x.shape[1])
-    rows = np.array([row for row, _ in kept])
-    seed_origin = ctx.selection.anchor.kind if ctx.selection.anchor is not None else "seed"
-    x = np.stack([ce.x for _, ce in kept]).astype(np.float32)
+    n, seed_origin = len(points), ctx.selection.anchor.kind if ctx.selection.anchor is not None else "seed"
     return SyntheticBatch(
-        x=x, y=ctx.y.numpy()[rows].astype(np.int64), source=ctx.source[rows].astype(np.int64),
-        eps=np.array([ce.eps for _, ce in kept]),
-        predicted=logits(ctx.model, torch.from_numpy(x)).argmax(1).numpy().astype(np.int64),
-        seconds=np.array([ce.seconds for _, ce in kept]),
-        origin=np.array([seed_origin if ce.source == "seed" else ce.source for _, ce in kept], dtype="<U8"),
+        x=np.stack([ce.x for ce in points]).astype(np.float32), y=np.full(n, int(ctx.y[row]), np.int64),
+        source=np.full(n, int(ctx.source[row]), np.int64), eps=np.array([ce.eps for ce in points]),
+        predicted=np.array(predicted, np.int64), seconds=np.array([ce.seconds for ce in points]),
+        origin=np.array([seed_origin if ce.source == "seed" else ce.source for ce in points], dtype="<U8"),
     )

@@ -33,7 +33,8 @@ class DaskSolver(Solver):
                  cancel: threading.Event | None = None, on_progress: Callable | None = None) -> list:
         """Results in job order; `on_result(i, result)` runs in this thread as each job ends. Setting `cancel`
         (or close() from another thread) cancels the futures, whose workers then kill their solvers. A task
-        streams nothing back while it runs: `on_progress(i, SearchProgress())` says only that a search went out.
+        streams nothing back while it runs: `on_progress(i, SearchProgress(started=...))` says only that a search went
+        out, and when.
 
         Jobs go out in order, no more at a time than the cluster has worker threads, so a worker gets its
         next job when it is free, as in the local pool. Handed all at once, Dask spreads them by guessed
@@ -60,7 +61,7 @@ class DaskSolver(Solver):
             futures[i] = future
             self.cluster.count_in_flight(1)
             if on_progress is not None and job.kind == "search":
-                on_progress(i, SearchProgress())
+                on_progress(i, SearchProgress(started=job.started))
 
         results: list = [None] * len(jobs)
         taken: set[int] = set()

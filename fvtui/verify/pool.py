@@ -95,7 +95,8 @@ class Job:
     def progress(self) -> SearchProgress:
         """A search job's progress, as its worker streamed it."""
         running = self.running.eps if self.running is not None else None
-        return SearchProgress(running, len(self.counterexamples), len(self.queries) + (self.running is not None))
+        return SearchProgress(running, len(self.counterexamples), len(self.queries) + (self.running is not None),
+                              self.started)
 
     def failed(self, status: str, message: str) -> SearchResult | VerifyResult | RadiusResult:
         now = time.monotonic()

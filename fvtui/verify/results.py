@@ -60,6 +60,7 @@ class SearchProgress:
     eps: float | None = None  # the radius of the query it is asking
     found: int | None = None
     queries: int = 0  # started so far, this one included
+    started: float = 0.0  # when the search went out (time.monotonic, in the process that ran run_searches)
 
 
 @dataclass

@@ -6,7 +6,6 @@ updates. Below 140 x 40 the four panels are tabs (keys 1-4); above, they share t
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Callable
 
@@ -83,7 +82,7 @@ class SessionScreen(Screen):
         self._synthetic: dict[int, SyntheticBatch] = {}
         self._queried: dict[int, tuple[QueriedSample, ...]] = {}  # the running round's picks
         self._verified: dict[int, SampleVerification] = {}  # its searches so far, by position
-        self._searching: dict[int, tuple[SampleSearching, float]] = {}  # its searches running: last word, since
+        self._searching: dict[int, SampleSearching] = {}  # its searches running: the last word of each
         self._points: dict[int, SyntheticBatch] = {}  # the synthetic samples of its finished searches
         self._running_settings = None  # what the running round runs with (RoundStarted.settings)
         self._live_inspector: InspectorScreen | None = None  # opened on the running round: told as searches end
@@ -213,9 +212,8 @@ class SessionScreen(Screen):
                 self._show_round(event.round)
         elif isinstance(event, SampleSearching):
             if event.position not in self._verified:
-                since = self._searching.get(event.position, (event, time.monotonic()))[1]
-                self._searching[event.position] = (event, since)
-                self.query_one(VerificationTable).live_search(event.position, event.eps, event.found, since)
+                self._searching[event.position] = event
+                self.query_one(VerificationTable).live_search(event.position, event.eps, event.found, event.started)
         elif isinstance(event, SampleVerified):
             self._verified[event.position] = event.record
             self._searching.pop(event.position, None)
@@ -341,8 +339,8 @@ class SessionScreen(Screen):
         table.start_live(round_index, self._queried.get(round_index, ()), self.dataset.classes)
         for position, record in self._verified.items():
             table.live_sample(position, record)
-        for position, (event, since) in self._searching.items():
-            table.live_search(position, event.eps, event.found, since)
+        for position, event in self._searching.items():
+            table.live_search(position, event.eps, event.found, event.started)
         self._title_table(f"round {round_index} verifying · rows fill in as samples finish · enter inspects")
 
     def _title_samples(self) -> None:
@@ -475,7 +473,7 @@ class SessionScreen(Screen):
             view, points = self._running_view()
             running = {position: f"search running at eps {event.eps:.3f}, {event.found} found so far (as of "
                                  "opening)" if event.eps is not None else "search running"
-                       for position, (event, _) in self._searching.items()}
+                       for position, event in self._searching.items()}
             self._open_inspector(view, message.position, points, running)
         else:
             self.notify("this round's samples open once their searches start"
