@@ -175,6 +175,45 @@ def test_counterexamples_streamed_before_a_kill_are_kept(pool):
     assert [ce.source for ce in result.counterexamples] == ["seed"]
 
 
+def test_a_closed_terminal_is_the_parents_to_handle_not_its_solvers(pool):
+    """A terminal's hang-up reaches the whole process group. A solver dead of it ended its search as an
+    'error' that the round's journal kept, and a resumed round reused."""
+    started = set()
+
+    def on_progress(i, progress):
+        started.add(i)
+        if len(started) == 2:  # both workers inside a job: hang up on every process of the pool
+            tree = with_forks(pool.pids())
+            for pid in tree:
+                os.kill(pid, signal.SIGHUP)
+            time.sleep(0.5)
+            survivors.extend(alive(pid) for pid in tree)
+
+    survivors = []
+    results = pool.run_searches([task(0, fault="hang", timeout=2), task(2, fault="hang", timeout=2)],
+                                on_progress=on_progress)
+    assert len(survivors) >= 4 and all(survivors)  # two workers, each with a job's fork
+    assert [r.status for r in results] == ["timeout", "timeout"]
+    assert all("killed after" in r.message for r in results)
+
+
+def test_a_job_whose_solver_is_killed_from_outside_runs_again_once(pool):
+    """SIGTERM from someone else (a service manager stopping the group) is no answer of the solver's: the
+    job starts over on a fresh worker; a second such death is an error, so a kill loop cannot hold a run."""
+    starts = []
+
+    def kill_its_worker(i, progress):
+        starts.append(i)
+        worker = next(w for w in pool._workers if w.job == i)
+        os.kill(worker.proc.pid, signal.SIGTERM)
+
+    results = pool.run_searches([task(0, fault="hang", timeout=30), task(1)], on_progress=lambda i, p:
+                                kill_its_worker(i, p) if i == 0 else None)
+    assert starts == [0, 0]
+    assert results[0].status == "error" and "SIGTERM" in results[0].message
+    assert results[1].status == "sat" and len(pool.pids()) == 2
+
+
 def test_progress_follows_each_query_a_search_starts(pool):
     """on_progress tells, at each query's start, the radius it asks and the points found before it (seeds
     included), so a live view can show where a long search is."""

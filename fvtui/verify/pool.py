@@ -45,6 +45,10 @@ _STOPPED = 5.0
 # A search whose Marabou slice ignored its timeout (apart.solve_guarded ended the process) runs again from
 # the start with that query's slice skipped, so that branch and bound decides it; at most this many times.
 DEAF_RETRIES = 3
+# Signals fvtui never sends a worker: someone else's (`kill`, a service manager stopping the whole process
+# group). The job runs again once on a fresh worker rather than ending as a solver error that a journal would
+# keep; if the parent is being stopped too, its own stop cancels the call.
+_FROM_OUTSIDE = {-signal.SIGTERM, -signal.SIGHUP, -signal.SIGINT}
 _WORKER = "from fvtui.verify.worker import main; main()"
 
 
@@ -76,6 +80,7 @@ class Job:
     args: dict[str, Any]
     fault: str | None = None
     retried: bool = False  # its first worker was found dead before it got the job
+    killed_outside: bool = False  # it ran again once after a signal from outside (_FROM_OUTSIDE)
     stopped: bool = False  # the process tree was stopped (Ctrl-Z, SIGSTOP) since it last started
     # What the worker streamed so far: kept when it is killed or dies.
     started: float = 0.0
@@ -335,15 +340,18 @@ class SolverPool(Solver):
             def died(w: _Worker) -> None:
                 job = jobs[w.job]
                 # apart.solve_guarded's alarm (after a stop the job just starts over: the stop may have moved it)
-                deaf = not job.stopped and job.kind == "search" and w.proc.wait() == -signal.SIGPROF
+                code = w.proc.wait()
+                deaf = not job.stopped and job.kind == "search" and code == -signal.SIGPROF
+                outside = code in _FROM_OUTSIDE and not job.killed_outside
                 if deaf and len(job.args["deaf"]) == DEAF_RETRIES:
                     times = DEAF_RETRIES + 1
                     queries = "1 query" if times == 1 else f"{times} queries"
                     message = f"Marabou ignored its timeout in {queries} and was stopped"
                     finish(w, job.failed("timeout", message))
-                elif job.stopped or deaf:
+                elif job.stopped or deaf or outside:
                     if deaf:  # again, that query's slice skipped
                         job.args = {**job.args, "deaf": (*job.args["deaf"], job.starts)}
+                    job.killed_outside |= outside
                     job.start_over()
                     todo.appendleft(w.job)
                     w.job, w.deadline = None, None

@@ -213,7 +213,10 @@ def main() -> None:
     fd, limit_mb, grace, parent = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
     cores = Cores(int(sys.argv[5]), int(sys.argv[6]))  # what the pool lends a long proof (cores.py)
     die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Ctrl-C and a closed terminal reach the whole process group; they are the parent's to handle (it saves,
+    # then ends us). Died of SIGHUP, a job would end as a solver error that the round's journal keeps.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # Solvers fill every core; a lower priority keeps the app answering keys while they do, and
     # costs nothing when they have the machine to themselves.
     os.nice(NICENESS)
