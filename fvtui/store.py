@@ -364,8 +364,15 @@ class Session:
         if settings is not None:
             self.settings = settings.validate()
         if rounds is not None:
-            self.config = dataclasses.replace(self.config, rounds=rounds).validate()
+            self.config = self.with_target(rounds)
         self._write_meta()
+
+    def with_target(self, rounds: int) -> SessionConfig:
+        """The configuration with a new target; one below the rounds finished would read '4/2 rounds done'."""
+        config = dataclasses.replace(self.config, rounds=rounds).validate()
+        if rounds < len(self.rounds):
+            raise UserError(f"rounds must be at least {len(self.rounds)}: that many are finished already")
+        return config
 
     def _write_meta(self) -> None:
         _write_json(self.path / "session.json", {

@@ -124,6 +124,17 @@ def finished(tmp_path_factory):
     return sessions
 
 
+@pytest.mark.parametrize("face", [["--headless"], []])
+def test_a_target_below_the_rounds_finished_is_refused_and_nothing_changes(finished, tmp_path, face):
+    """Accepted, it read '2/1 rounds done' everywhere, and the app's form then refused every save."""
+    sessions = tmp_path / "s"
+    shutil.copytree(finished, sessions)
+    saved = [entry for entry in snapshot(sessions) if not entry[0].endswith("/lock")]
+    result = fvtui("resume", "a", *face, "--rounds", "1", sessions=sessions, check=2)
+    assert result.stderr.strip() == "fvtui: error: rounds must be at least 2: that many are finished already"
+    assert [entry for entry in snapshot(sessions) if not entry[0].endswith("/lock")] == saved
+
+
 def _truncate(path):
     path.write_bytes(path.read_bytes()[:40])
 

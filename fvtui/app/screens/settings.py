@@ -6,12 +6,9 @@ be saved, and the reason stays under the fields.
 
 from __future__ import annotations
 
-import dataclasses
-
 from textual.widgets import Static
 
 from ...config import RoundSettings
-from ...errors import UserError
 from ...schema import BY_NAME, Setting, scoped
 from ...store import Session
 from ..widgets.form import Field
@@ -65,8 +62,5 @@ class SettingsScreen(FormDialog):
         values = schema_values(self.form.values())
         rounds = values.pop("rounds")
         settings = self.session.settings.replace(**values)
-        dataclasses.replace(self.session.config, rounds=rounds).validate()
-        done = len(self.session.rounds)
-        if rounds < done:
-            raise UserError(f"rounds must be at least {done}: that many are finished already")
+        self.session.with_target(rounds)
         return settings, rounds
