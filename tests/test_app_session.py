@@ -361,7 +361,8 @@ async def test_bad_data_leaves_no_session_and_exits_2(store):
     ("advs_per_sample", "0", "counterexamples per sample must be between"),
     ("verify_timeout", "0", "verify timeout must be in (0.0, 86400.0], not 0.0"),
     ("query_size", "400", "query size 400 is larger than the pool size 300"),
-    ("rounds", "", "rounds (target) must be a whole number, not ''"),
+    ("rounds", "", "rounds (target) is empty: it takes a whole number"),
+    ("advs_per_sample", "2.5", "counterexamples per sample must be a whole number, not '2.5'"),
 ])
 async def test_the_budget_form_refuses_bad_values_and_saves_nothing(store, demo, field, text, message):
     async with paused_before_round_one(store, demo, rounds=1) as (app, pilot):
@@ -375,6 +376,21 @@ async def test_the_budget_form_refuses_bad_values_and_saves_nothing(store, demo,
         assert message in str(form.query_one("#form-error").render())
         await pilot.press("escape")
         assert app.screen is screen and tmp.read_bytes() == before
+
+
+async def test_a_fraction_typed_into_a_whole_number_field_is_refused_as_typed(store, demo):
+    """The field's mask dropped the '.', so '2.5' became 25 counterexamples per sample, saved without a word."""
+    async with paused_before_round_one(store, demo, rounds=1) as (app, pilot):
+        await pilot.press("e")
+        form = app.screen
+        field = form.query_one("#field-advs_per_sample", Input)
+        field.focus()
+        field.value = ""
+        await pilot.press("2", ".", "5", "x")
+        assert field.value == "2.5"  # letters stay out
+        await pilot.press("ctrl+s")
+        assert app.screen is form
+        assert "must be a whole number, not '2.5'" in str(form.query_one("#form-error").render())
 
 
 async def test_the_layout_follows_the_terminal_size(store, demo):

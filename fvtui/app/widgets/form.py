@@ -40,7 +40,8 @@ class Form(Vertical):
                     yield Select([(c, c) for c in f.kind], value=f.value, allow_blank=False, compact=True,
                                  id=f"field-{f.key}")
                 else:
-                    restrict = {int: r"-?[0-9]*", float: r"-?[0-9.eE+-]*"}.get(f.kind)
+                    # A whole-number field takes a '.' too, to refuse '2.5' by name: dropped as typed, it read 25.
+                    restrict = r"-?[0-9.eE+-]*" if f.kind in (int, float) else None
                     yield Input(str(f.value), restrict=restrict, compact=True, id=f"field-{f.key}")
         yield Static("", id="form-help")
         yield Static("", id="form-error")
@@ -77,7 +78,8 @@ class Form(Vertical):
                 out[f.key] = f.kind(text)
             except ValueError:
                 noun = "a whole number" if f.kind is int else "a number"
-                raise UserError(f"{f.label} must be {noun}, not '{text}'") from None
+                raise UserError(f"{f.label} must be {noun}, not '{text}'" if text else
+                                f"{f.label} is empty: it takes {noun}") from None
         return out
 
     def show_error(self, message: str) -> None:
