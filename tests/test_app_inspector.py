@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 from solver_processes import solver_children
 from test_app_support import demo_loader, settled, wait_for, wait_state
 from textual.widgets import Input
@@ -13,7 +14,7 @@ from textual.widgets import Input
 from fvtui.app.app import make_app
 from fvtui.app.screens.inspector import InspectorScreen
 from fvtui.errors import Cancelled
-from fvtui.verify import VerifyResult
+from fvtui.verify import RadiusResult, VerifyResult
 
 
 async def open_inspector(pilot, app, row: int = 1) -> InspectorScreen:
@@ -128,6 +129,28 @@ async def test_closing_the_inspector_cancels_its_solver_call(store, demo):
         assert inspector.cancel.is_set()
         await pilot.pause(0.2)
         assert not [w for w in app.workers if w.group == "inspector" and w.is_running]
+
+
+class RadiusPool:
+    def __init__(self, lower: float, upper: float) -> None:
+        self.bracket = lower, upper
+
+    def certified_radius(self, net, x, timeout=30.0, cancel=None):
+        return RadiusResult(*self.bracket, "exact", 0.1, 7)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("lower, upper, eps", [(0.0625, 0.063, "0.0625"), (0.0, 0.001, "0.001")])
+async def test_the_minimal_eps_leaves_an_eps_that_v_verifies(store, demo, lower, upper, eps):
+    """A radius of [0, 0.001] left 0 in the field, which v then refused."""
+    app = make_app(store, session=store.open("s"), loader=demo_loader(demo), pool_factory=lambda: RadiusPool(lower, upper))
+    async with app.run_test(size=(100, 30)) as pilot:
+        inspector = await open_inspector(pilot, app)
+        await pilot.press("m")
+        await wait_for(pilot, lambda: "certified radius in" in result_text(inspector), what="the radius")
+        assert inspector.query_one("#eps", Input).value == eps
 
 
 async def test_n_and_p_browse_the_rounds_samples_keeping_what_was_found(store, demo):

@@ -359,7 +359,8 @@ class InspectorScreen(Screen):
             text += f": {result.message}"
         if result.counterexample is not None:
             self._add(Candidate(result.counterexample, result.upper, "radius"))
-        self.query_one("#eps", Input).value = f"{result.lower:.4g}"
+        # The eps v verifies next: the radius proven, or where it flips when nothing is proven (0 is refused).
+        self.query_one("#eps", Input).value = f"{result.lower if result.lower > 0 else result.upper:.4g}"
         self._say(text, "green" if result.status == "exact" else "magenta")
 
     def _add(self, candidate: Candidate) -> None:
