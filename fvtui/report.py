@@ -79,18 +79,21 @@ def print_show(store: SessionStore, name: str, as_json: bool) -> int:
         return 0
     console = _console()
     cfg = data["config"]
-    console.print(f"[bold]{name}[/]  {cfg['dataset']}  {cfg['strategy']}+{cfg['augment']}  seed {cfg['seed']}  "
+    latest = data["rounds"][-1]["settings"] if data["rounds"] else data["next_settings"]  # as `list` names it
+    console.print(f"[bold]{name}[/]  {cfg['dataset']}  {latest['strategy']}+{latest['augment']}  seed {cfg['seed']}  "
                   f"hidden {','.join(map(str, cfg['hidden']))}  rounds {len(data['rounds'])}/{cfg['rounds']}")
     console.print(f"protocol {cfg['protocol']}  {cfg['init']} init  Adam eps {cfg['adam_eps']}  initial samples "
                   f"{'trained on every round' if cfg['train_initial'] else 'train the initial network only'}")
     console.print("next rounds: " + "  ".join(f"{k} {v}" for k, v in data["next_settings"].items()))
+    # Settings changed between rounds, against the session's first: only when some were.
+    changed = [", ".join(f"{k} {v}" for k, v in r["settings"].items() if v != cfg[k]) for r in data["rounds"]]
     table = Table("round", "labeled", "synthetic", "accuracy", "seconds", "sat", "unsat", "timeout", "error",
-                  "spurious", box=None)
-    for r in data["rounds"]:
+                  "spurious", *(["changed settings"] if any(changed) else []), box=None)
+    for r, change in zip(data["rounds"], changed):
         v = r["verification"]
         table.add_row(str(r["round"]), str(r["labeled"]), str(r["synthetic"]), f"{r['test_accuracy']:.4f}",
                       f"{sum(r['seconds'].values()):.1f}", *(str(v[k]) for k in
-                      ("sat", "unsat", "timeout", "error", "spurious")))
+                      ("sat", "unsat", "timeout", "error", "spurious")), *([change] if any(changed) else []))
     console.print(table)
     console.print(f"initial accuracy {_fmt(data['initial_accuracy'])}   AUBC {_fmt(data['aubc'])}")
     if data["timed_out_queries"]:

@@ -66,6 +66,10 @@ def test_resume_continues_after_the_last_round(tmp_path):
     assert [ln.split()[1] for ln in run.stdout.splitlines() if ln.startswith("round")] == ["3/3"]
     shown = json.loads(fvtui("show", "a", "--json", sessions=sessions, check=0).stdout)
     assert [r["settings"]["strategy"] for r in shown["rounds"]] == ["random", "random", "margin"]
+    text = fvtui("show", "a", sessions=sessions, check=0).stdout.splitlines()
+    assert text[0].split()[:3] == ["a", "demo", "margin+none"]  # the method `list` and the app name
+    rows = [line.split() for line in text if line.split()[:1] in (["1"], ["2"], ["3"])]
+    assert [row[10:] for row in rows] == [[], [], ["strategy", "margin"]]
     assert (shown["config"]["init"], shown["config"]["train_initial"]) == ("torch", True)
 
 
