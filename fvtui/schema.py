@@ -73,7 +73,7 @@ class Setting:
             try:
                 return tuple(int(part) for part in text.split(",") if part.strip())
             except ValueError:
-                raise UserError(f"--hidden takes layer widths separated by commas (e.g. 32 or 100,100), "
+                raise UserError(f"{self.label} must be widths separated by commas (e.g. 32 or 100,100), "
                                 f"not '{text}'") from None
         if self.kind in (int, float):
             try:
@@ -94,7 +94,7 @@ class Setting:
                 raise UserError(f"unknown {self.label} '{value}'; choose one of: {', '.join(allowed)}")
         elif self.kind == "widths":
             if not value:
-                raise UserError("--hidden needs at least one layer width, e.g. 32 or 100,100")
+                raise UserError(f"{self.label} need at least one width, e.g. 32 or 100,100")
             for width in value:
                 _check_int("hidden layer width", width, int(self.low), int(self.high))
         elif self.kind is bool:
@@ -112,7 +112,8 @@ class Setting:
 
     def help_text(self) -> str:
         choices = f" ({', '.join(self.choices())})" if self.kind == "choice" else ""
-        return f"{self.help}{choices} (default: {self.shown(self.default())})"
+        default = "" if "(default:" in self.help else f" (default: {self.shown(self.default())})"  # said better
+        return f"{self.help}{choices}{default}"
 
 
 def _image_size(text: str) -> object:

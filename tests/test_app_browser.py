@@ -138,11 +138,11 @@ async def test_every_key_is_in_the_command_palette(store, demo):
         screen = app.screen
         await wait_state(pilot, screen, "finished")
         titles = {c.title for c in app.get_system_commands(screen)}
-        assert {"Budget", "Inspect", "Compare", "Sessions", "Previous round", "Next page", "Log panel",
+        assert {"Settings", "Inspect", "Compare", "Sessions", "Previous round", "Next page", "Log panel",
                 "Quit"} <= titles
         await pilot.press("ctrl+p")
         assert isinstance(app.screen, CommandPalette)
-        await pilot.press(*"Budget")
+        await pilot.press(*"Settings")
         await pilot.pause(0.5)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen), what="the budget form")

@@ -208,7 +208,7 @@ def test_newer_format_is_refused(tmp_path, demo):
 @pytest.mark.parametrize("change, message", [
     (dict(dataset="imagenet"), "unknown dataset 'imagenet'"),
     (dict(rounds=0), "rounds must be between"),
-    (dict(hidden=()), "--hidden needs"),
+    (dict(hidden=()), "hidden layers need at least one width"),
     (dict(settings=RoundSettings(strategy="nope")), "choose one of: .*badge"),
     (dict(settings=RoundSettings(augment="nope")), "choose one of: .*fgsm"),
     (dict(settings=RoundSettings(eps_start=0)), r"eps start must be in \(0.0, 1.0\]"),

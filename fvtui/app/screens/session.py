@@ -57,7 +57,7 @@ class SessionScreen(Screen):
         Binding("p", "pause", "Pause"),
         Binding("p", "resume", "Resume"),
         Binding("s", "stop", "Stop"),
-        Binding("e", "edit", "Budget"),
+        Binding("e", "edit", "Settings"),
         Binding("i", "inspect", "Inspect"),
         Binding("c", "compare", "Compare"),
         Binding("l", "label", "Label"),
