@@ -254,18 +254,20 @@ def _discard_question(screen: SessionScreen, quitting: bool = False) -> str:
     oracle = screen.runner.oracle
     labels = (f" Every label you gave ({len(oracle.known())}) is saved." if oracle is not None and oracle.person
               else "")
-    return (f"{verb} while round {done + 1} runs? {kept_of_round(session)}; the {done} finished rounds are "
-            f"kept (fvtui resume {screen.runner.name} continues).{labels}")
+    return f"{verb} while round {done + 1} runs? {kept_of_round(session)} (fvtui resume {screen.runner.name} " \
+           f"continues).{labels}"
 
 
 def kept_of_round(session: Session | None) -> str:
-    """What stopping keeps of the round in progress: its samples verified so far (the round journal)."""
+    """What stopping keeps: the round in progress's samples verified so far (the round journal, which grows
+    while the question is open, so the count is 'now'), and the finished rounds."""
     done = len(session.rounds) if session is not None else 0
     saved = session.journal_progress() if session is not None else 0
-    if saved:
-        return (f"Round {done + 1} stops there, its {saved} samples verified so far are kept and resuming reuses "
-                "them")
-    return f"Round {done + 1} stops there and starts again on resume"
+    now = (f"Round {done + 1} stops there; its samples verified so far ({saved} now) are kept and resuming reuses "
+           "them" if saved else f"Round {done + 1} stops there and starts again on resume")
+    finished = {0: "no round has finished yet", 1: "the finished round is kept"}.get(
+        done, f"the {done} finished rounds are kept")
+    return f"{now}; {finished}"
 
 
 def make_app(store: SessionStore, *, new_config: SessionConfig | None = None, new_name: str | None = None,

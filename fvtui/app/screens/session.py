@@ -391,19 +391,16 @@ class SessionScreen(Screen):
         self.refresh_bindings()
 
     def action_stop(self) -> None:
-        done = len(self.session.rounds)
-
         from ..app import kept_of_round
-
-        kept = kept_of_round(self.session)
 
         def answer(yes: bool | None) -> None:
             if yes:
                 self.runner.stop()
+                kept = kept_of_round(self.session)  # as it stands at the answer, not at the question
                 self.log_panel.add(f"stop requested: {kept[0].lower()}{kept[1:]}", "warning")
 
-        self.app.push_screen(ConfirmScreen(f"Stop now? {kept}; the {done} finished rounds are kept, and p "
-                                           "resumes.", yes="Stop"), answer)
+        self.app.push_screen(ConfirmScreen(f"Stop now? {kept_of_round(self.session)}, and p resumes.", yes="Stop"),
+                             answer)
 
     def action_edit(self) -> None:
         def apply(result) -> None:
