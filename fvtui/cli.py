@@ -184,12 +184,13 @@ def _new(store, args: argparse.Namespace) -> int:
         with open_cluster(args) as cluster:
             return run_app(store, new_config=config, new_name=name, data_dir=args.data_dir, workers=args.workers,
                            images=args.images, cluster=cluster)
-    from .data import dataset_for
+    from .data import check_room, dataset_for
 
     dataset = dataset_for(config, args.data_dir)  # before creating: bad data leaves no session behind
     from .oracles import resolve_oracle
 
     resolve_oracle(config, dataset)
+    check_room(dataset, config)
     with open_cluster(args) as cluster:  # so is a cluster that cannot be used
         session = store.create(name, config)
         from .headless import run_headless
@@ -215,11 +216,14 @@ def _resume_headless(store, args: argparse.Namespace, changes: dict, cluster) ->
     session = store.open(args.name)
     try:
         settings = session.settings.replace(**changes) if changes else None
+        target = session.with_target(args.rounds) if args.rounds is not None else session.config
+        from .data import check_room, dataset_for
+
+        dataset = dataset_for(session.config, args.data_dir)  # before any change is saved: a refusal changes nothing
+        check_room(dataset, target, settings or session.settings, rounds_done=len(session.rounds),
+                   labeled=session.rounds[-1].labeled if session.rounds else None)
         if settings is not None or args.rounds is not None:
             session.update(settings=settings, rounds=args.rounds)
-        from .data import dataset_for
-
-        dataset = dataset_for(session.config, args.data_dir)
     except BaseException:
         session.close()
         raise

@@ -99,6 +99,24 @@ def dataset_for(config, data_dir: str | Path | None = None) -> Dataset:
                         channels=config.channels)
 
 
+def check_room(dataset: Dataset, config, settings=None, *, rounds_done: int = 0, labeled: int | None = None) -> None:
+    """Refuse a session that would run out of unlabelled samples, before it starts or resumes: found in
+    a late round, it stopped there with the rounds before it saved. `labeled`: the samples labelled so
+    far, the initial ones included (None: a new session's initial set)."""
+    n = dataset.train_x.shape[0]
+    if labeled is None:
+        if config.init_size >= n:
+            raise UserError(f"initial labeled size {config.init_size} must be below the {n} training samples")
+        labeled = config.init_size
+    size = (settings or config.settings).query_size
+    left = config.rounds - rounds_done
+    if labeled + left * size > n:
+        most = rounds_done + (n - labeled) // size
+        raise UserError(f"{left} more rounds of {size} queried samples need {labeled + left * size} training samples "
+                        f"with the {labeled} labeled so far; the dataset has {n}: at most {most} rounds at this "
+                        "query size")
+
+
 def _flatten(split) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.as_tensor(np.asarray(split.data))
     return _to_features(images), torch.as_tensor(np.asarray(split.targets), dtype=torch.int64)

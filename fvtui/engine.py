@@ -27,7 +27,7 @@ import torch
 
 from . import model as nn_model
 from .augment import AUGMENTATIONS, AugmentContext, verifies
-from .data import Dataset
+from .data import Dataset, check_room
 from .errors import Cancelled, UserError
 from .events import (EventSink, LabelsWanted, Log, PhaseProgress, PhaseStarted, RoundFinished, RoundStarted,
                      SampleSearching, SampleVerified, SamplesQueried)
@@ -86,9 +86,8 @@ class Engine:
         initial = self.session.initial()
         if initial is None:
             self.emit(PhaseStarted(0, "initial"))
+            check_room(self.data, cfg, self.session.settings)
             n = self.data.train_x.shape[0]
-            if cfg.init_size >= n:
-                raise UserError(f"initial labeled size {cfg.init_size} must be below the {n} training samples")
             labeled = np.sort(rng_for(cfg.seed, 0, "initial").choice(n, cfg.init_size, replace=False))
             labeled, _ = self._label(0, labeled, None)
             net = nn_model.new_model(self.data.num_features, cfg.hidden, self.data.num_classes,

@@ -87,6 +87,11 @@ def test_resume_continues_after_the_last_round(tmp_path):
     (["new", "--headless", "--dataset", "demo", "--hidden", "12,x"], "argument --hidden: hidden layers must be widths separated by commas"),
     (["new", "--headless", "--dataset", "demo", "--hidden", ","], "hidden layers need at least one width"),
     (["new", "--headless", "--dataset", "demo", "--workers", "0"], "--workers must be at least 1"),
+    (["new", "--headless", "--dataset", "demo", "--init-size", "5000"],
+     "initial labeled size 5000 must be below the 5000 training samples"),
+    (["new", "--headless", "--dataset", "demo", "--init-size", "4990", "--query-size", "5", "--pool-size", "10",
+      "--rounds", "3"], "3 more rounds of 5 queried samples need 5005 training samples with the 4990 labeled so far; "
+                        "the dataset has 5000: at most 2 rounds at this query size"),
     (["new", "--headless", "--dataset", "demo", "--name", "../evil"], "not a valid session name"),
     (["new", "--headless", "--dataset", "mnist", "--data-dir", "{tmp}/empty"], "could not be downloaded"),
     (["resume", "ghost", "--headless"], "no session 'ghost'"),
@@ -136,6 +141,18 @@ def test_a_target_below_the_rounds_finished_is_refused_and_nothing_changes(finis
     saved = [entry for entry in snapshot(sessions) if not entry[0].endswith("/lock")]
     result = fvtui("resume", "a", *face, "--rounds", "1", sessions=sessions, check=2)
     assert result.stderr.strip() == "fvtui: error: rounds must be at least 2: that many are finished already"
+    assert [entry for entry in snapshot(sessions) if not entry[0].endswith("/lock")] == saved
+
+
+def test_a_resume_that_would_run_out_of_samples_is_refused_before_it_changes_anything(finished, tmp_path):
+    """Refused only once it ran out, round 499 failed after the others were saved, and the new settings
+    were saved even though the resume was refused."""
+    sessions = tmp_path / "s"
+    shutil.copytree(finished, sessions)
+    saved = [entry for entry in snapshot(sessions) if not entry[0].endswith("/lock")]
+    result = fvtui("resume", "a", "--headless", "--rounds", "1000", "--strategy", "margin", sessions=sessions, check=2)
+    assert "998 more rounds of 10 queried samples need 10020 training samples with the 40 labeled so far; the " \
+           "dataset has 5000: at most 498 rounds" in result.stderr
     assert [entry for entry in snapshot(sessions) if not entry[0].endswith("/lock")] == saved
 
 

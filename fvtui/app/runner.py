@@ -138,9 +138,15 @@ class Runner:
         try:
             self._state("loading")
             dataset = self.loader(self.config, self.data_dir)
+            from ..data import check_room
             from ..oracles import oracle_for, resolve_oracle
 
             resolve_oracle(self.config, dataset)
+            if self.session is None:
+                check_room(dataset, self.new_config)
+            elif self.session.writable:
+                check_room(dataset, self.session.config, self.session.settings, rounds_done=len(self.session.rounds),
+                           labeled=self.session.rounds[-1].labeled if self.session.rounds else None)
             if self.session is None:  # created only now, so bad data leaves nothing behind
                 self.session = self.store.create(self.new_name, self.new_config)
             self._post(Loaded(self.session, dataset))
