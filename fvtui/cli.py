@@ -239,12 +239,21 @@ def open_cluster(args: argparse.Namespace):
 
 
 def _delete(store, args: argparse.Namespace) -> int:
-    session = store.open(args.name, writable=False)
-    session.close()
+    from .store import CorruptSession
+
+    try:
+        with store.open(args.name, writable=False) as session:
+            what = f"{len(session.rounds)} round{'' if len(session.rounds) == 1 else 's'}"
+    except CorruptSession:  # damaged beyond opening: it can still go
+        what = "unreadable"
     if not args.yes:
         if not sys.stdin.isatty():
             raise UserError(f"refusing to delete '{args.name}' without --yes when not on a terminal")
-        answer = input(f"delete session '{args.name}' ({len(session.rounds)} rounds)? [y/N] ")
+        try:
+            answer = input(f"delete session '{args.name}' ({what})? [y/N] ")
+        except EOFError:  # Ctrl-D: no answer is no
+            answer = ""
+            print()
         if answer.strip().lower() not in ("y", "yes"):
             print("kept")
             return 1

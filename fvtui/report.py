@@ -37,11 +37,14 @@ def print_list(store: SessionStore) -> int:
     table = Table("name", "dataset", "method", "rounds", "last acc", "AUBC", "last change", box=None)
     for s in summaries:
         if s.problem:
-            table.add_row(s.name, "[red]unreadable[/]", s.problem, "", "", "", s.updated)
+            table.add_row(s.name, "[red]unreadable[/]", "-", "", "", "", s.updated)
         else:
             table.add_row(s.name, s.dataset, s.method, f"{s.rounds_done}/{s.rounds_target}", _fmt(s.last_accuracy),
                           _fmt(s.aubc), s.updated)
     console.print(table)
+    for s in summaries:  # below the table, whose columns a long reason would stretch
+        if s.problem:
+            console.print(f"[red]{s.name}[/]: {s.problem} (fvtui delete {s.name} removes it)")
     return 0
 
 

@@ -218,18 +218,7 @@ class Session:
 
     # -- locking -------------------------------------------------------------------------------
     def _lock(self) -> None:
-        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise SessionLocked(
-                f"session '{self.name}' is being run by {holder}; wait for it to finish or stop it "
-                f"(read-only: fvtui show {self.name})") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
-        self._lock_fd = fd
+        self._lock_fd = _take_lock(self.path)
         for leftover in (self.path / "rounds").glob(".tmp-*"):  # a commit a crash interrupted
             shutil.rmtree(leftover, ignore_errors=True)
         for stale in (self.path / JOURNAL_DIR).glob("*.jsonl"):  # a crash between commit and cleanup
@@ -421,11 +410,15 @@ class SessionStore:
         return Session(path, writable=True)
 
     def open(self, name: str, writable: bool = True) -> Session:
+        return Session(self.open_check(name), writable=writable)
+
+    def open_check(self, name: str) -> Path:
+        """The session's folder; UserError naming the sessions there when it has none."""
         path = self.path(name)
         if not (path / "session.json").exists():
             known = ", ".join(self.names()[:10]) or "none yet"
             raise UserError(f"no session '{name}' in {self.root} (sessions there: {known})")
-        return Session(path, writable=writable)
+        return path
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
@@ -443,9 +436,17 @@ class SessionStore:
         return summaries
 
     def delete(self, name: str) -> None:
-        with self.open(name, writable=True):  # refuses while another process runs it
+        """Without reading it: a session too damaged to open can still go."""
+        self.open_check(name)
+        fd = _take_lock(self.path(name))  # refuses while another process runs it
+        try:
             trash = self.root / f".tmp-delete-{name}-{os.getpid()}"
-            os.rename(self.path(name), trash)
+            try:
+                os.rename(self.path(name), trash)
+            except OSError as exc:
+                raise UserError(f"cannot delete session '{name}' in {self.root}: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
         shutil.rmtree(trash, ignore_errors=True)
 
     def unique_name(self, base: str) -> str:
@@ -456,6 +457,27 @@ class SessionStore:
 
 
 # -- files -------------------------------------------------------------------------------------
+def _take_lock(path: Path) -> int:
+    """The session folder's write lock (its fd); UserError when another process holds it or the folder
+    cannot be written (a read-only disk: the session is still readable)."""
+    try:
+        fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UserError(f"cannot write to session '{path.name}' in {path.parent}: {exc.strerror or exc} "
+                        f"(read-only: fvtui show {path.name})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise SessionLocked(
+            f"session '{path.name}' is being run by {holder}; wait for it to finish or stop it "
+            f"(read-only: fvtui show {path.name})") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
+    return fd
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -156,6 +156,18 @@ def test_a_resume_that_would_run_out_of_samples_is_refused_before_it_changes_any
     assert [entry for entry in snapshot(sessions) if not entry[0].endswith("/lock")] == saved
 
 
+def test_a_damaged_session_is_listed_with_its_reason_below_and_can_be_deleted(finished, tmp_path):
+    sessions = tmp_path / "s"
+    shutil.copytree(finished, sessions)
+    (sessions / "a" / "session.json").write_text("{x")
+    lines = fvtui("list", sessions=sessions, check=0).stdout.splitlines()
+    assert lines[1].split()[:3] == ["a", "unreadable", "-"]
+    assert lines[2].startswith(f"a: {sessions / 'a' / 'session.json'}: not valid JSON")
+    assert lines[2].endswith("(fvtui delete a removes it)")
+    assert fvtui("delete", "a", "--yes", sessions=sessions, check=0).stdout.strip() == "deleted a"
+    assert list(sessions.iterdir()) == []
+
+
 def _truncate(path):
     path.write_bytes(path.read_bytes()[:40])
 

@@ -1,6 +1,8 @@
 """Sessions on disk and the engine's replay guarantee."""
 
+import errno
 import json
+import os
 import threading
 
 import numpy as np
@@ -154,6 +156,33 @@ def test_second_writer_is_refused_and_lock_dies_with_its_owner(tmp_path, demo):
     store.open("s", writable=False).close()  # read-only viewing still works
     session.close()
     store.open("s").close()  # released
+
+
+def test_a_session_on_a_read_only_disk_is_refused_for_writing_in_one_message_and_still_reads(tmp_path, monkeypatch):
+    store = SessionStore(tmp_path)
+    store.create("s", small_config()).close()
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    for write in (lambda: store.open("s"), lambda: store.delete("s")):  # before: OSError's traceback
+        with pytest.raises(UserError, match="cannot write to session 's' in .*: Read-only file system"):
+            write()
+    store.open("s", writable=False).close()
+
+
+def test_a_session_too_damaged_to_open_can_still_be_deleted(tmp_path):
+    store = SessionStore(tmp_path)
+    store.create("s", small_config()).close()
+    (tmp_path / "s" / "session.json").write_text("{garbage")
+    with pytest.raises(CorruptSession):
+        store.open("s")
+    store.delete("s")
+    assert not store.exists("s") and list(tmp_path.iterdir()) == []
 
 
 def test_cancel_discards_the_round_in_progress(tmp_path, demo):
