@@ -177,7 +177,8 @@ def test_simplified_query_decides_like_the_literal_one():
 
 
 def two_pixel_net():
-    """logit0 - logit1 = 2 (x0 - x1); at (0.8, 0.2) class 0 wins until eps reaches 0.30025 (margin 0.001)."""
+    """logit0 - logit1 = 2 (x0 - x1); at (0.8, 0.2) class 0 wins until eps 0.3 (a tie), class 1 leads by the
+    margin 0.001 from 0.30025."""
     eye = np.eye(2, dtype=np.float32)
     return Network((eye, np.array([[1, -1], [-1, 1]], np.float32)), (None, None)), np.array([0.8, 0.2], np.float32)
 
@@ -185,10 +186,22 @@ def two_pixel_net():
 def test_verify_sample_robust_small_eps_counterexample_large():
     net, x = two_pixel_net()
     assert verify_sample(net, x, 0.01, timeout=10).status == "robust"
-    assert verify_sample(net, x, 0.3, timeout=10).status == "robust"
+    assert verify_sample(net, x, 0.2999, timeout=10).status == "robust"
+    tie = verify_sample(net, x, 0.3, timeout=10)  # (0.5, 0.5) ties, and no input within it flips the prediction
+    assert tie.status == "undecided" and "reaches the winner" in tie.message
     res = verify_sample(net, x, 1.0, timeout=10)
     assert res.status == "counterexample" and res.predicted == 1
     assert net.predict(res.x) == 1 and np.all(np.abs(res.x - x) <= 1.0)
+
+
+def test_robust_means_no_input_changes_the_prediction_however_close_the_logits():
+    """With the logits scaled by 1e-4 no class ever leads by the search's 0.001 margin, and verify said
+    'robust' of boxes where the prediction changes."""
+    net, x = two_pixel_net()
+    scaled = Network((net.weights[0], net.weights[1] * 1e-4), net.biases)
+    res = verify_sample(scaled, x, 1.0, timeout=10)
+    assert res.status == "counterexample" and scaled.predict(res.x) == 1 != scaled.predict(x)
+    assert verify_sample(scaled, x, 0.2999, timeout=10).status == "robust"
 
 
 def test_verify_sample_checks_every_other_class(mnist_like):

@@ -105,9 +105,9 @@ class SearchResult:
 class VerifyResult:
     """Robustness of one sample in the L-inf box of radius eps.
 
-    status: 'robust' (no other class reaches the winner's logit plus the margin anywhere in the
-    box), 'counterexample' (x is an input of the box the network gives class `predicted`),
-    'timeout' or 'error'.
+    status: 'robust' (no other class reaches the winner's logit anywhere in the box), 'counterexample'
+    (x is an input of the box the network gives class `predicted`), 'undecided' (a class ties with the
+    winner in the box, but no input found changes the prediction), 'timeout' or 'error'.
     """
 
     status: str
@@ -122,8 +122,8 @@ class VerifyResult:
 class RadiusResult:
     """The certified L-inf radius lies in [lower, upper].
 
-    lower: the largest eps proven robust; upper: the smallest eps with a counterexample (`hi`,
-    1.0 by default, when none was found). status: 'exact' (the bracket is within the precision),
+    lower: the largest eps proven robust; upper: the smallest eps with a counterexample or a tie
+    (`hi`, 1.0 by default, when none was found); `counterexample`: the one at the smallest such eps. status: 'exact' (the bracket is within the precision),
     'timeout' or 'error' (the search stopped with the bracket found so far).
     """
 
