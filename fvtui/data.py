@@ -99,6 +99,15 @@ def dataset_for(config, data_dir: str | Path | None = None) -> Dataset:
                         channels=config.channels)
 
 
+def session_dataset(session, data_dir: str | Path | None = None) -> Dataset:
+    """A saved session's dataset, refused when its own image files changed since it recorded them."""
+    from .own_data import check_unchanged
+
+    dataset = dataset_for(session.config, data_dir)
+    check_unchanged(session, dataset)
+    return dataset
+
+
 def check_room(dataset: Dataset, config, settings=None, *, rounds_done: int = 0, labeled: int | None = None) -> None:
     """Refuse a session that would run out of unlabelled samples, before it starts or resumes: found in
     a late round, it stopped there with the rounds before it saved. `labeled`: the samples labelled so

@@ -69,16 +69,11 @@ class Engine:
     # -- state ---------------------------------------------------------------------------------
     def _check_data(self) -> None:
         """Own data: record every file's hash on the first run, and refuse files changed since."""
-        if not self.data.files:
-            return
-        from .own_data import compare, fingerprint
+        from .own_data import check_unchanged, fingerprint
 
-        now = fingerprint(list(self.data.files))
-        recorded = self.session.data_fingerprint()
-        if recorded is None:
-            self.session.save_data_fingerprint(now)
-        elif (change := compare(recorded, now)) is not None:
-            raise UserError(f"session '{self.session.name}': {change}; restore those files, or start a new session")
+        if self.data.files and self.session.data_fingerprint() is None:
+            self.session.save_data_fingerprint(fingerprint(list(self.data.files)))
+        check_unchanged(self.session, self.data)
 
     def _prepare(self) -> None:
         """Load the initial model and everything the finished rounds added, training it if new."""

@@ -99,6 +99,14 @@ def fingerprint(files: list[Path]) -> dict[str, str]:
     return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
+def check_unchanged(session, dataset) -> None:
+    """Own data: refuse files changed since the session recorded them. A sample is an index into the
+    sorted files, so one image removed would give every later label, query and export another image."""
+    recorded = session.data_fingerprint() if dataset.files else None
+    if recorded is not None and (change := compare(recorded, fingerprint(list(dataset.files)))) is not None:
+        raise UserError(f"session '{session.name}': {change}; restore those files, or start a new session")
+
+
 def compare(recorded: dict[str, str], now: dict[str, str]) -> str | None:
     """None if the data is as recorded, else a sentence naming what changed."""
     changed = sorted(f for f in recorded.keys() & now.keys() if recorded[f] != now[f])

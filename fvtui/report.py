@@ -150,9 +150,9 @@ def _export_pngs(session: Session, batches, folder: Path, data_dir: str | None) 
     """Each synthetic sample beside its original and their difference (amplified to full range)."""
     from PIL import Image
 
-    from .data import dataset_for
+    from .data import session_dataset
 
-    dataset = dataset_for(session.config, data_dir)
+    dataset = session_dataset(session, data_dir)
     shape = dataset.image_shape
     written = 0
     for round_index, batch in batches:

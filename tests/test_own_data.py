@@ -57,6 +57,12 @@ def test_an_image_folder_runs_end_to_end_and_refuses_changed_data(tmp_path, demo
     assert refused.returncode == 2
     assert "the data changed since the session began: 1 changed" in refused.stderr and "000.png" in refused.stderr
     assert len(json.loads(fvtui(sessions, "show", "mine", "--json").stdout)["rounds"]) == 2
+    # exports and labels name samples by their index into the files: refused too, not written for other images
+    for command in (["export", "mine", "--out", str(tmp_path / "out"), "--onnx"],
+                    ["labels", "mine", "--export", str(tmp_path / "queries.csv")]):
+        refused = fvtui(sessions, *command)
+        assert refused.returncode == 2 and "the data changed since the session began" in refused.stderr, command
+    assert not (tmp_path / "out").exists() and not (tmp_path / "queries.csv").exists()
 
 
 def test_an_npz_with_its_own_test_split(tmp_path, demo):

@@ -139,9 +139,12 @@ class Runner:
             self._state("loading")
             dataset = self.loader(self.config, self.data_dir)
             from ..data import check_room
+            from ..own_data import check_unchanged
             from ..oracles import oracle_for, resolve_oracle
 
             resolve_oracle(self.config, dataset)
+            if self.session is not None:  # viewed too: its samples are indices into the files it recorded
+                check_unchanged(self.session, dataset)
             if self.session is None:
                 check_room(dataset, self.new_config)
             elif self.session.writable:

@@ -74,7 +74,7 @@ def main_verify(store, args: argparse.Namespace) -> int:
 
 def main_export(store, args: argparse.Namespace, say=print) -> int:
     """`fvtui export NAME --out DIR --onnx and/or --vnnlib [--round R]`."""
-    from ..data import dataset_for
+    from ..data import session_dataset
     from .onnx_export import OPSET, export_networks
     from .replay import rebuild_round
     from .vnnlib import export_round
@@ -89,7 +89,7 @@ def main_export(store, args: argparse.Namespace, say=print) -> int:
         if r is not None and not low <= r <= last:
             raise UserError(f"session '{args.name}' has rounds {low} to {last}, not round {r}" if last >= low else
                             f"session '{args.name}' has no finished round")
-        dataset = dataset_for(session.config, getattr(args, "data_dir", None))
+        dataset = session_dataset(session, getattr(args, "data_dir", None))
         if args.vnnlib:  # the rounds to export first: a round without queries writes nothing
             if r is not None:
                 rebuilt = [rebuild_round(session, dataset, r)]

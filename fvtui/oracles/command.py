@@ -19,13 +19,13 @@ def add_parser(sub, shared) -> None:
 
 
 def main(store, args: argparse.Namespace) -> int:
-    from ..data import dataset_for
+    from ..data import session_dataset
     from .files import export_queries, import_labels, waiting_batch
     from .resolve import oracle_for
 
     session = store.open(args.name, writable=args.import_ is not None)
     try:
-        dataset = dataset_for(session.config, args.data_dir)
+        dataset = session_dataset(session, args.data_dir)
         oracle = oracle_for(session, dataset, wait=False)
         if not oracle.person:
             raise UserError(f"session '{session.name}' is labelled by its dataset (--oracle dataset): no one is asked "
