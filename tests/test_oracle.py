@@ -125,6 +125,8 @@ def test_an_unlabelled_folder_is_labelled_through_files_to_the_end(tmp_path, cap
         rounds = session.rounds
     for record in rounds:  # every label the engine trained on is the person's
         assert all(dataset.classes[q.label] == truth[dataset.image_file(q.index).name] for q in record.queried)
+    code, out = fvtui(capsys, sessions, "labels", "u", "--import", str(tmp_path / "l2.csv"))  # changed them unseen
+    assert code == 2 and "round 2 is trained on already: its labels can no longer change" in out
 
     (sessions / "u" / "labels.jsonl").unlink()  # where a person's labels live: without it nothing can train
     code, out = fvtui(capsys, sessions, "resume", "u", "--headless", "--rounds", "3")
@@ -159,6 +161,7 @@ def test_export_import_round_trip_and_each_bad_labels_file(tmp_path, capsys, dem
         "unknown class": (f"id,label\n{ids[0]},Trouser\n{ids[1]},Jumper\n", r"line 3: unknown class 'Jumper'"),
         "not a number": ("id,label\nfive,Trouser\n", r"line 2: id 'five' is not a sample id"),
         "no label column": ("id,class\n1,Trouser\n", r"no label column"),
+        "a digit that is no number": (f"id,label\n{ids[0]},²\n", r"line 2: unknown class '²'"),  # was a traceback
     }
     for what, (text, message) in bad.items():
         path = tmp_path / f"{what}.csv"
@@ -167,6 +170,9 @@ def test_export_import_round_trip_and_each_bad_labels_file(tmp_path, capsys, dem
         assert code == 2, what
         assert f"{path}" in out and re.search(message, out), (what, out)
     assert journal() == before  # a refused file saves nothing, not even its good lines
+    (tmp_path / "typed.csv").write_text(f"id, label\n{ids[0]}, Trouser\n")  # spaces after commas, as typed
+    code, out = fvtui(capsys, store.root, "labels", "d", "--import", str(tmp_path / "typed.csv"))
+    assert code == 0 and out.startswith("1 labels saved.")
 
     labels = ["Trouser", "3", "Ankle boot", "Bag", "T-shirt/top"]  # class names, or their numbers
     with open(tmp_path / "l.csv", "w", newline="") as fh:

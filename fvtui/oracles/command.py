@@ -37,6 +37,10 @@ def main(store, args: argparse.Namespace) -> int:
                   f"column ({', '.join(dataset.classes)}), then: fvtui labels {session.name} --import {path}")
             return 0
         if args.import_:
+            trained = session.initial() is not None if request.round == 0 else request.round <= len(session.rounds)
+            if trained:  # its labels are in the rounds trained on them and their synthetic samples
+                raise UserError(f"{request.batch_name()} is trained on already: its labels can no longer change. "
+                                f"The next batch is asked when the session goes on: fvtui resume {session.name}")
             given = import_labels(oracle, dataset.classes, args.import_)
             print(f"{given} labels saved.", end=" ")
         pending = len(oracle.book.pending())

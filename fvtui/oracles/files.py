@@ -73,6 +73,8 @@ def import_labels(oracle: HumanOracle, classes: tuple[str, ...], source: str) ->
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
+            if reader.fieldnames:  # "id, label" as a person types it
+                reader.fieldnames = [name.strip() for name in reader.fieldnames]
             missing = [c for c in ("id", "label") if c not in (reader.fieldnames or ())]
             if missing:
                 raise UserError(f"{path}: no {' or '.join(missing)} column (the first line must name the columns "
@@ -89,6 +91,9 @@ def import_labels(oracle: HumanOracle, classes: tuple[str, ...], source: str) ->
 
 def _parse(reader: csv.DictReader, path: Path, request, classes: tuple[str, ...]) -> dict[int, int]:
     asked, by_name = set(request.indices), {name: c for c, name in enumerate(classes)}
+    short = [name.split(" - ", 1)[1] for name in classes if " - " in name]  # MNIST's "7 - seven": "seven" too
+    if len(set(short)) == len(classes):
+        by_name |= {name: c for c, name in enumerate(short)}
     answers: dict[int, int] = {}
     first_line: dict[int, int] = {}
     for row in reader:
@@ -111,7 +116,7 @@ def _parse(reader: csv.DictReader, path: Path, request, classes: tuple[str, ...]
             continue
         if name in by_name:
             answers[index] = by_name[name]
-        elif name.isdigit() and int(name) < len(classes):
+        elif name.isdecimal() and name.isascii() and int(name) < len(classes):
             answers[index] = int(name)
         else:
             raise UserError(f"{where}: unknown class '{name}'; the classes are {', '.join(classes)} "
