@@ -13,6 +13,8 @@ from typing import Sequence
 
 from .errors import EXIT_CODES, UserError
 
+MAX_WORKERS = 1024  # solver processes a command may start (a typo of 100000 would fork until the machine stalls)
+
 class Parser(argparse.ArgumentParser):
     """argparse, but usage errors exit with code 2 and one line, like every other user error."""
 
@@ -117,8 +119,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     from .store import SessionStore
 
     store = SessionStore(args.sessions_dir)
-    if getattr(args, "workers", None) is not None and args.workers < 1:
-        raise UserError(f"--workers must be at least 1, not {args.workers}")
+    if getattr(args, "workers", None) is not None and not 1 <= args.workers <= MAX_WORKERS:
+        raise UserError(f"--workers must be between 1 and {MAX_WORKERS}, not {args.workers}")
     command = args.command
     if command is None:
         from .app import run_app

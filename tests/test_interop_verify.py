@@ -159,6 +159,13 @@ def test_eps_outside_the_unit_interval(small_onnx, eps):
         run_verify(VerifyOptions(model=str(small_onnx), dataset="demo", samples=1, eps=eps))
 
 
+@pytest.mark.parametrize("timeout", [0.0, float("nan"), float("inf")])
+def test_a_timeout_that_is_no_number_of_seconds_is_refused(small_onnx, timeout):
+    """nan and inf passed: every query then failed, and --json wrote NaN, which is no JSON."""
+    with pytest.raises(UserError, match=r"--timeout must be in \(0, 86400\] seconds"):
+        run_verify(VerifyOptions(model=str(small_onnx), dataset="demo", samples=1, timeout=timeout))
+
+
 def test_the_fvtui_command_line_exits_2(small_onnx, capsys):
     """Through fvtui.cli once the interop parsers are wired into it (skipped before)."""
     from fvtui import cli

@@ -45,8 +45,8 @@ def check_options(opts: VerifyOptions) -> None:
         raise UserError("give either --eps or --radius, not both")
     if opts.samples < 1:
         raise UserError(f"--samples must be at least 1, not {opts.samples}")
-    if opts.timeout <= 0:
-        raise UserError(f"--timeout must be positive, not {opts.timeout:g}")
+    if not 0 < opts.timeout <= 86_400:  # nan and inf too: every query failed, and --json wrote NaN
+        raise UserError(f"--timeout must be in (0, 86400] seconds, not {opts.timeout:g}")
     if not 0.0 < opts.precision < 1.0:
         raise UserError(f"--precision must be in (0, 1), not {opts.precision:g}")
 
