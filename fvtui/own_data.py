@@ -153,9 +153,19 @@ def _open(path: Path):
     try:
         with Image.open(path) as im:
             im.load()
-            return im.copy()
+            return _eight_bit(im.copy())
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UserError(f"cannot read image {path}: {exc}") from None
+
+
+def _eight_bit(im):
+    """16-bit grey scaled to 8 bits: Pillow's own conversion clips at 255, so a 16-bit PNG became black
+    and white. Mode I holds 16-bit PNGs in some Pillow versions; values above 255 say which it is."""
+    from PIL import Image
+
+    if im.mode.startswith("I;16") or (im.mode == "I" and np.asarray(im).max() > 255):
+        return Image.fromarray(np.round(np.asarray(im, np.float64) * (255 / 65535)).astype(np.uint8), "L")
+    return im
 
 
 def _common_size(images, files: list[Path]) -> tuple[int, int]:
@@ -168,6 +178,14 @@ def _common_size(images, files: list[Path]) -> tuple[int, int]:
     return next(iter(sizes))
 
 
+def _labels(path: Path, name: str, labels: np.ndarray) -> np.ndarray:
+    """Whole-number labels; 0.7 read as 0 would train on labels nobody gave."""
+    labels = np.asarray(labels).ravel()
+    if labels.size and not (np.issubdtype(labels.dtype, np.number) and np.array_equal(labels, np.round(labels))):
+        raise UserError(f"{path}: {name} must hold whole-number class labels, not {labels.dtype} like {labels[0]!r}")
+    return labels.astype(np.int64)
+
+
 def _load_npz(path: Path):
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -177,16 +195,30 @@ def _load_npz(path: Path):
     for key in ("x", "y"):
         if key not in arrays:
             raise UserError(f"{path} has no '{key}' array (it needs x: images, y: labels; x_test, y_test optional)")
-    x, y = arrays["x"], arrays["y"].astype(np.int64).ravel()
-    if x.ndim not in (3, 4) or x.shape[0] != y.shape[0]:
-        raise UserError(f"{path}: x must be images (n, h, w) or (n, h, w, c) with one label each in y; "
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise UserError(f"{path} has {'x_test' if 'x_test' in arrays else 'y_test'} without "
+                        f"{'y_test' if 'x_test' in arrays else 'x_test'}: a test set needs both")
+    x, y = arrays["x"], _labels(path, "y", arrays["y"])
+    if x.ndim not in (3, 4) or x.shape[0] != y.shape[0] or not x.shape[0]:
+        raise UserError(f"{path}: x must be images (n, h, w) or (n, h, w, c), n > 0, with one label each in y; "
                         f"got x {x.shape}, y {y.shape}")
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else [str(c) for c in range(int(y.max()) + 1)]
+    if len(set(y.tolist())) < 2:
+        raise UserError(f"{path}: every label in y is {y[0]}; a classifier needs at least two classes")
     for name, labels in (("y", y), ("y_test", arrays.get("y_test"))):
+        labels = None if labels is None else _labels(path, name, labels)
         if labels is not None and (labels.min() < 0 or labels.max() >= len(classes)):
             raise UserError(f"{path}: {name} has labels outside the {len(classes)} classes (0..{len(classes) - 1})")
-    if "x_test" in arrays and "y_test" in arrays:
-        tx, ty = arrays["x_test"], arrays["y_test"].astype(np.int64).ravel()
+    for name in ("x", "x_test"):
+        a = arrays.get(name)
+        if a is not None and a.size and (not np.issubdtype(a.dtype, np.number) or a.min() < 0 or a.max() > 255):
+            raise UserError(f"{path}: {name} must hold pixel values in [0, 255] (or [0, 1]); found "
+                            f"{a.dtype} from {a.min()} to {a.max()}")
+    if "x_test" in arrays:
+        tx, ty = arrays["x_test"], _labels(path, "y_test", arrays["y_test"])
+        if tx.shape[1:] != x.shape[1:] or tx.shape[0] != ty.shape[0] or not tx.shape[0]:
+            raise UserError(f"{path}: x_test must be images of x's shape {x.shape[1:]}, n > 0, with one label each "
+                            f"in y_test; got x_test {tx.shape}, y_test {ty.shape}")
     else:
         held = np.zeros(len(y), bool)
         held[HOLD_OUT_EVERY - 1::HOLD_OUT_EVERY] = True

@@ -74,6 +74,35 @@ def test_an_npz_with_its_own_test_split(tmp_path, demo):
     assert len(loaded.classes) == int(demo.train_y[:40].max()) + 1
 
 
+GOOD = dict(x=np.zeros((12, 4, 4), np.uint8), y=np.arange(12) % 2)
+
+
+@pytest.mark.parametrize("arrays, message", [  # each was a traceback deep in training, or data read wrong
+    (dict(GOOD, y=np.zeros(12, int)), "every label in y is 0; a classifier needs at least two classes"),
+    (dict(GOOD, x=np.zeros((0, 4, 4)), y=np.zeros(0, int)), r"x must be images .* n > 0"),
+    (dict(GOOD, x_test=np.zeros((3, 5, 5)), y_test=np.arange(3) % 2), r"x_test must be images of x's shape \(4, 4\)"),
+    (dict(GOOD, x_test=np.zeros((3, 4, 4))), "x_test without y_test: a test set needs both"),
+    (dict(GOOD, x=np.full((12, 4, 4), -0.5)), r"x must hold pixel values in \[0, 255\]"),
+    (dict(GOOD, y=np.arange(12) % 2 + 0.7), "y must hold whole-number class labels"),
+])
+def test_a_bad_npz_is_refused_by_name(tmp_path, arrays, message):
+    np.savez(tmp_path / "d.npz", **arrays)
+    with pytest.raises(UserError, match=message):
+        load_dataset(str(tmp_path / "d.npz"))
+
+
+def test_16_bit_grey_images_keep_their_levels(tmp_path, demo):
+    """Pillow's conversion to 8 bits clips: every 16-bit image became black and white."""
+    data = image_folder(tmp_path / "deep", demo)
+    for png in data.glob("*/*.png"):
+        pixels = np.asarray(Image.open(png), np.uint16) * 257  # 0..255 to 0..65535
+        Image.fromarray(pixels).save(png)
+    assert Image.open(next(data.glob("*/*.png"))).mode == "I;16"
+    loaded = load_dataset(str(data))
+    eight_bit = load_dataset(str(image_folder(tmp_path / "shallow", demo)))
+    assert np.array_equal(loaded.train_x.numpy(), eight_bit.train_x.numpy())
+
+
 def test_mixed_sizes_need_an_image_size(tmp_path, demo):
     data = image_folder(tmp_path / "mixed", demo)
     Image.new("L", (30, 20)).save(data / "Trouser" / "odd.png")
