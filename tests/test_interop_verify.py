@@ -40,8 +40,8 @@ def pool():
         yield p
 
 
-def save(tmp_path, nodes, inits, n_in=784, n_out=10, name="net.onnx"):
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n_in])],
+def save(tmp_path, nodes, inits, n_in=784, n_out=10, name="net.onnx", in_shape=None):
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape or [1, n_in])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n_out])],
                               [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()])
     path = tmp_path / name
@@ -134,8 +134,9 @@ def test_a_network_ending_in_relu_is_refused(tmp_path):
 
 
 def test_input_size_mismatch(tmp_path):
-    path = save(tmp_path, [helper.make_node("Gemm", ["x", "W"], ["y"], transB=1)], {"W": np.zeros((10, 100))},
-                n_in=100)
+    path = save(tmp_path, [helper.make_node("Gemm", ["x", "W"], ["h"], transB=1), helper.make_node("Relu", ["h"], ["r"]),
+                           helper.make_node("Gemm", ["r", "V"], ["y"], transB=1)],
+                {"W": np.zeros((10, 100)), "V": np.zeros((10, 10))}, n_in=100)
     with pytest.raises(UserError, match="takes 100 input values, but dataset 'demo' has 784"):
         run_verify(VerifyOptions(model=str(path), dataset="demo", samples=1, eps=0.1))
 
@@ -164,6 +165,43 @@ def test_a_timeout_that_is_no_number_of_seconds_is_refused(small_onnx, timeout):
     """nan and inf passed: every query then failed, and --json wrote NaN, which is no JSON."""
     with pytest.raises(UserError, match=r"--timeout must be in \(0, 86400\] seconds"):
         run_verify(VerifyOptions(model=str(small_onnx), dataset="demo", samples=1, timeout=timeout))
+
+
+def test_a_gemm_bias_of_shape_1_by_n_reads_like_onnxruntime(tmp_path, demo):
+    """ONNX lets Gemm's C broadcast from (1, N); it was a numpy traceback."""
+    rng = np.random.default_rng(1)
+    w1, b1, w2, b2 = rng.normal(size=(12, 784)), rng.normal(size=(1, 12)), rng.normal(size=(10, 12)), rng.normal(size=(1, 10))
+    path = save(tmp_path, [helper.make_node("Gemm", ["x", "W1", "B1"], ["h"], transB=1), helper.make_node("Relu", ["h"], ["r"]),
+                           helper.make_node("Gemm", ["r", "W2", "B2"], ["y"], transB=1)],
+                {"W1": w1, "B1": b1, "W2": w2, "B2": b2})
+    x = demo.test_x[:5].numpy()
+    assert np.abs(read_network(path).logits(x) - onnx_logits(path, x)).max() < 1e-4
+
+
+def test_a_network_without_a_hidden_layer_is_refused_at_reading(tmp_path):
+    path = save(tmp_path, [helper.make_node("Gemm", ["x", "W", "B"], ["y"], transB=1)],
+                {"W": np.ones((10, 784)), "B": np.zeros(10)})
+    with pytest.raises(UserError, match="has no hidden layer"):  # every sample was an 'error' of numpy's
+        read_network(path)
+
+
+@pytest.mark.parametrize("colour", [True, False])
+def test_a_model_that_reads_images_channels_first_is_verified_as_itself(tmp_path, colour):
+    """PyTorch's (C, H, W) input: a colour model was verified on pixels in the wrong order, without a word,
+    and onnxruntime's check was skipped for any input shape but (1, n)."""
+    rng = np.random.default_rng(2)
+    h, w, c = 4, 5, 3 if colour else 1
+    x = rng.integers(0, 256, (60, h, w, c) if colour else (60, h, w), dtype=np.uint8)
+    y = (x.reshape(60, h * w, c)[:, :, 0].mean(1) > 127).astype(int)  # two classes, from channel 0 alone
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    w1 = np.zeros((6, c * h * w))
+    w1[:, : h * w] = rng.normal(size=(6, h * w))  # reads channel 0 of a (C, H, W) input only
+    path = save(tmp_path, [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("Gemm", ["f", "W1", "B1"], ["h"], transB=1),
+                           helper.make_node("Relu", ["h"], ["r"]), helper.make_node("Gemm", ["r", "W2"], ["y"], transB=1)],
+                {"W1": w1, "B1": rng.normal(size=6), "W2": rng.normal(size=(2, 6))}, n_out=2, in_shape=[1, c, h, w])
+    report = run_verify(VerifyOptions(model=str(path), dataset=str(tmp_path / "d.npz"), samples=8, eps=0.01,
+                                      out=str(tmp_path / "png")))
+    assert report["onnxruntime_max_abs_diff"] is not None and report["onnxruntime_max_abs_diff"] < 1e-4
 
 
 def test_the_fvtui_command_line_exits_2(small_onnx, capsys):

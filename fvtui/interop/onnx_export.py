@@ -84,8 +84,9 @@ def _helper_model(model, features: int):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
 
 
-def onnx_logits(data: bytes | str | Path, x: np.ndarray) -> np.ndarray:
-    """onnxruntime's logits for each row of x (one run per row: the model's batch is 1)."""
+def onnx_logits(data: bytes | str | Path, x: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """onnxruntime's logits for each row of x (one run per row: the model's batch is 1), each reshaped to
+    `shape` when given (the model's own input shape, e.g. (1, 28, 28))."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -95,6 +96,8 @@ def onnx_logits(data: bytes | str | Path, x: np.ndarray) -> np.ndarray:
     session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     x = np.asarray(x, np.float32)
+    if shape is not None:
+        x = x.reshape(len(x), *shape)
     return np.concatenate([session.run(None, {name: row[None]})[0] for row in x]) if len(x) else np.zeros((0, 0))
 
 

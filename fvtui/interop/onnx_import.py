@@ -96,7 +96,10 @@ def read_network(path: str | Path) -> Network:
             beta = attrs["beta"].f if "beta" in attrs else 1.0
             bias = None
             if len(node.input) > 2 and node.input[2]:
-                bias = np.broadcast_to(beta * constant(node, node.input[2]), (w.shape[1],)).astype(np.float64)
+                bias = beta * constant(node, node.input[2]).reshape(-1)  # (n,), (1, n) or one value, as ONNX allows
+                if bias.size not in (1, w.shape[1]):
+                    raise refuse(node, f"adds a bias of {bias.size} values to its {w.shape[1]} outputs")
+                bias = np.broadcast_to(bias, (w.shape[1],)).astype(np.float64)
             matrix = (alpha * w).T if alpha != 1.0 else w.T
             compose(node, matrix, bias)
         elif node.op_type == "MatMul":
@@ -131,10 +134,14 @@ def read_network(path: str | Path) -> Network:
         raise UserError(f"{path} is not a feed-forward ReLU network of the kind fvtui verifies: it ends with a Relu, "
                         "not with a linear layer giving the logits")
     layers.append(affine)
+    if len(layers) == 1:
+        raise UserError(f"{path} has no hidden layer (no Relu): fvtui verifies ReLU networks of at least one hidden "
+                        "layer")
     for (m, _), (m_next, _) in zip(layers, layers[1:]):
         if m_next.shape[1] != m.shape[0]:
             raise UserError(f"{path}: a layer takes {m_next.shape[1]} values where the one before gives {m.shape[0]}")
-    declared = _declared_size(inputs[0])
+    shape = declared_shape(inputs[0])
+    declared = None if shape is None else int(np.prod(shape))
     if declared is not None and declared != layers[0][0].shape[1]:
         raise UserError(f"{path}: its input '{inputs[0].name}' has {declared} values but its first layer takes "
                         f"{layers[0][0].shape[1]}")
@@ -142,13 +149,33 @@ def read_network(path: str | Path) -> Network:
                    tuple(None if b is None else np.ascontiguousarray(b, np.float32) for _, b in layers))
 
 
-def _declared_size(value_info) -> int | None:
-    """Values per sample in the declared input shape (leading batch dim left out), if fully known."""
+def declared_shape(value_info) -> tuple[int, ...] | None:
+    """The declared input shape of one sample (leading batch dim left out), if fully known."""
     dims = value_info.type.tensor_type.shape.dim
     sizes = [d.dim_value if d.HasField("dim_value") else None for d in dims]
     if len(sizes) >= 2:
         sizes = sizes[1:]
     if not sizes or any(s is None for s in sizes):
         return None
-    return int(np.prod(sizes))
+    return tuple(int(s) for s in sizes)
+
+
+def model_input_shape(path: str | Path) -> tuple[int, ...] | None:
+    """What one sample looks like to the model at path, e.g. (3, 32, 32), when it says."""
+    graph = load_model(path).graph
+    consts = {t.name for t in graph.initializer}
+    return declared_shape(next(i for i in graph.input if i.name not in consts))
+
+
+def channels_first(shape: tuple[int, ...] | None, image_shape: tuple[int, ...]) -> bool:
+    """The model reads colour images as (C, H, W), PyTorch's layout, where fvtui's pixels are (H, W, C)."""
+    return (shape is not None and len(shape) == 3 and len(image_shape) == 3 and image_shape[2] > 1
+            and shape == (image_shape[2], *image_shape[:2]) and shape != tuple(image_shape))
+
+
+def from_channels_first(net: Network, image_shape: tuple[int, ...]) -> Network:
+    """The same function on fvtui's (H, W, C) order: the first layer's columns taken in (C, H, W) order."""
+    h, w, c = image_shape
+    order = np.arange(h * w * c).reshape(c, h, w).transpose(1, 2, 0).ravel()
+    return Network((np.ascontiguousarray(net.weights[0][:, order]), *net.weights[1:]), net.biases)
 

@@ -54,11 +54,13 @@ def check_options(opts: VerifyOptions) -> None:
 def load_subjects(opts: VerifyOptions):
     """The network and the first N test samples it is verified around, both checked."""
     from ..data import load_dataset
-    from .onnx_import import read_network
+    from .onnx_import import channels_first, from_channels_first, model_input_shape, read_network
 
     check_options(opts)
     net = read_network(opts.model)  # before the dataset: a bad file fails fast
     dataset = load_dataset(opts.dataset, opts.data_dir)
+    if channels_first(model_input_shape(opts.model), dataset.image_shape):  # fvtui's pixels are (H, W, C)
+        net = from_channels_first(net, dataset.image_shape)
     if net.input_size != dataset.num_features:
         raise UserError(f"{opts.model} takes {net.input_size} input values, but dataset '{dataset.name}' has "
                         f"{dataset.num_features} per sample ({'x'.join(map(str, dataset.image_shape))})")
@@ -77,9 +79,15 @@ def run_verify(opts: VerifyOptions, pool=None) -> dict[str, Any]:
 
     net, dataset, x, labels = load_subjects(opts)
     n = len(labels)
+    from .onnx_import import channels_first, model_input_shape
+
+    shape = model_input_shape(opts.model)
+    h, w, *c = dataset.image_shape  # onnxruntime gets each sample in the model's own layout
+    as_model = (x.reshape(n, h, w, *c).transpose(0, 3, 1, 2).reshape(n, -1) if channels_first(shape, dataset.image_shape)
+                else x)
     try:
-        ort_diff = float(np.abs(net.logits(x) - onnx_logits(opts.model, x)).max())
-    except Exception:  # noqa: BLE001 - e.g. a model onnxruntime cannot run with a (1, n) input
+        ort_diff = float(np.abs(net.logits(x) - onnx_logits(opts.model, as_model, shape)).max())
+    except Exception:  # noqa: BLE001 - e.g. a model onnxruntime cannot run at all
         ort_diff = None
     eps = None if opts.radius else (opts.eps if opts.eps is not None else DEFAULT_EPS)
     predicted = net.predict(x)
