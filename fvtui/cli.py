@@ -174,7 +174,7 @@ def _new(store, args: argparse.Namespace) -> int:
                            **{s.name: getattr(args, s.name) for s in scoped("session")}).validate()
     from .own_data import dataset_label
 
-    name = args.name or store.unique_name(
+    name = args.name if args.name is not None else store.unique_name(
         f"{dataset_label(config.dataset)}-{settings.strategy}-{settings.augment}-s{config.seed}")
     store.path(name)
     if store.exists(name):

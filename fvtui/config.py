@@ -80,6 +80,11 @@ class SessionConfig:
             raise UserError(f"unknown dataset '{self.dataset}'; choose one of: {', '.join(DATASETS)}, or give the "
                             "path of an image folder or .npz file")
         _check_scope(self, "session")
+        given = [flag for flag, value, default in (("--test", self.test, ""), ("--image-size", self.image_size, ""),
+                                                   ("--channels", self.channels, "auto")) if value != default]
+        if given and not is_own_data(self.dataset):  # they were ignored without a word
+            raise UserError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for your own images; "
+                            f"'{self.dataset}' is a built-in dataset")
         if self.protocol not in (LEGACY_PROTOCOL, PROTOCOL):
             raise UserError(f"unknown protocol {self.protocol}; this fvtui runs protocols {LEGACY_PROTOCOL} "
                             f"and {PROTOCOL}")

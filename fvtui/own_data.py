@@ -25,8 +25,11 @@ UNLABELLED = -1  # the label of a training image no one has labelled yet
 
 
 def is_own_data(name: str) -> bool:
-    """A --dataset value that names a path rather than a built-in dataset."""
-    return "/" in name or name.endswith(".npz") or Path(name).expanduser().exists()
+    """A --dataset value that names a path rather than a built-in dataset. A built-in name stays the
+    built-in dataset even where a folder of that name is here (./mnist names the folder)."""
+    from .config import DATASETS
+
+    return bool(name) and name not in DATASETS and ("/" in name or name.endswith(".npz") or Path(name).expanduser().exists())
 
 
 def dataset_label(name: str) -> str:

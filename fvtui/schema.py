@@ -71,7 +71,7 @@ class Setting:
         text = text.strip()
         if self.kind == "widths":
             try:
-                return tuple(int(part) for part in text.split(",") if part.strip())
+                return tuple(int(part) for part in text.split(","))  # '32,,32' is a typo, not 32,32
             except ValueError:
                 raise UserError(f"{self.label} must be widths separated by commas (e.g. 32 or 100,100), "
                                 f"not '{text}'") from None

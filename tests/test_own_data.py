@@ -14,6 +14,7 @@ from PIL import Image
 
 from fvtui.data import load_dataset
 from fvtui.errors import UserError
+from fvtui.own_data import is_own_data
 
 SMALL = ["--rounds", "2", "--init-size", "10", "--query-size", "4", "--pool-size", "60", "--epochs", "2",
          "--hidden", "8", "--strategy", "margin", "--augment", "fgsm", "--advs-per-sample", "2"]
@@ -89,6 +90,12 @@ def test_a_bad_npz_is_refused_by_name(tmp_path, arrays, message):
     np.savez(tmp_path / "d.npz", **arrays)
     with pytest.raises(UserError, match=message):
         load_dataset(str(tmp_path / "d.npz"))
+
+
+def test_a_built_in_name_stays_built_in_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mnist").mkdir()  # it replaced MNIST: "dataset 'mnist' has 2 classes"
+    assert not is_own_data("mnist") and is_own_data("./mnist") and not is_own_data("")
 
 
 def test_16_bit_grey_images_keep_their_levels(tmp_path, demo):
