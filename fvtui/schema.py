@@ -110,10 +110,12 @@ class Setting:
         else:
             _check_float(self.label, value, self.low, self.high, self.low_open)
 
-    def help_text(self) -> str:
+    def help_text(self, default: str | None = None) -> str:
+        """The flag's --help; `default` in place of the setting's own (resume keeps the session's)."""
         choices = f" ({', '.join(self.choices())})" if self.kind == "choice" else ""
-        default = "" if "(default:" in self.help else f" (default: {self.shown(self.default())})"  # said better
-        return f"{self.help}{choices}{default}"
+        if default is None:
+            default = "" if "(default:" in self.help else self.shown(self.default())  # said better in the help
+        return f"{self.help}{choices}" + (f" (default: {default})" if default else "")
 
 
 def _image_size(text: str) -> object:
@@ -184,16 +186,17 @@ def scoped(scope: str) -> tuple[Setting, ...]:
 
 
 def add_flags(parser, settings: Sequence[Setting], defaults: bool) -> None:
-    """argparse flags for these settings; without defaults a flag left out is None (keep the current value)."""
+    """argparse flags for these settings; without defaults a flag left out is None (keep the current value),
+    and the help says so rather than quoting a default that does not apply."""
     for s in settings:
         if not s.flag:
             continue
+        text = s.help_text(None if defaults else "the session's own")
         if s.kind is bool:
-            parser.add_argument(s.option, action="store_true", default=False if defaults else None,
-                                help=s.help_text())
+            parser.add_argument(s.option, action="store_true", default=False if defaults else None, help=text)
             continue
         parser.add_argument(s.option, type=_argparse_type(s), default=s.default() if defaults else None,
-                            metavar=s.name.upper(), help=s.help_text())
+                            metavar=s.name.upper(), help=text)
 
 
 def _argparse_type(setting: Setting) -> Callable[[str], Any]:

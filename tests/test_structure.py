@@ -42,11 +42,17 @@ def test_help_offers_every_setting_with_its_default():
     for s in SETTINGS:
         if not s.flag:
             continue
-        shown = f"(default: {s.shown(s.default())})"
+        own = "(default:" in s.help  # said in its own words, once
+        shown = "(default:" if own else f"(default: {s.shown(s.default())})"
         assert re.search(rf"{re.escape(s.option)}\b.*?{re.escape(shown)}", new, re.S), s.name
         offered = re.compile(rf"{re.escape(s.option)}(?![\w-])")
         assert bool(offered.search(resume)) == (s.scope == "round" or s.name == "rounds"), s.name
+        if s.scope == "round":  # resume keeps the session's value: the help quoted new's default
+            options = resume.split("\noptions:")[1]
+            help_of = re.search(rf"{re.escape(s.option)} [A-Z_]+(.*?)(?=\n  -|\Z)", options, re.S).group(1)
+            assert " ".join(help_of.split()).endswith("(default: the session's own)"), s.name
         assert bool(offered.search(bench)) == (s.name not in ("seed", "strategy", "augment", "oracle")), s.name
+    assert ") (default: -)" not in " ".join(new.split())  # a help that says its default, then '-' again
     for face in (new, resume, bench):
         assert "exit codes: 0 done" in " ".join(face.split())
 
