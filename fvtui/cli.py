@@ -176,10 +176,7 @@ def _new(store, args: argparse.Namespace) -> int:
 
     name = args.name if args.name is not None else store.unique_name(
         f"{dataset_label(config.dataset)}-{settings.strategy}-{settings.augment}-s{config.seed}")
-    store.path(name)
-    if store.exists(name):
-        raise UserError(f"session '{name}' already exists in {store.root}; resume it with `fvtui resume {name}` "
-                        "or choose another --name")
+    store.refuse_taken(name)
     if not args.headless:
         from .app import run_app
 

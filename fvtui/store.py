@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -392,13 +393,11 @@ class SessionStore:
     def create(self, name: str, config: SessionConfig) -> Session:
         config.validate()
         path = self.path(name)
-        if path.exists():
-            raise UserError(f"session '{name}' already exists in {self.root}; "
-                            f"resume it with `fvtui resume {name}` or choose another --name")
+        self.refuse_taken(name)
+        tmp = None
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = self.root / f".tmp-{name}-{os.getpid()}"
-            tmp.mkdir()
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.root))  # unique: two creates may race
             _write_json(tmp / "session.json", {
                 "format": FORMAT, "fvtui": __version__, "name": name, "created": now(), "updated": now(),
                 "config": config.to_dict(), "settings": dataclasses.asdict(config.settings),
@@ -406,8 +405,21 @@ class SessionStore:
             (tmp / "rounds").mkdir()
             os.rename(tmp, path)
         except OSError as exc:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            self.refuse_taken(name)  # another process created it meanwhile
             raise UserError(f"cannot create session '{name}' in {self.root}: {exc.strerror or exc}") from None
         return Session(path, writable=True)
+
+    def refuse_taken(self, name: str) -> None:
+        """Before a new session of this name: a session, or a folder that is none, is in the way."""
+        path = self.path(name)
+        if (path / "session.json").exists():
+            raise UserError(f"session '{name}' already exists in {self.root}; "
+                            f"resume it with `fvtui resume {name}` or choose another --name")
+        if path.exists():
+            raise UserError(f"'{name}' in {self.root} is not a session (it has no session.json): remove it or "
+                            "choose another --name")
 
     def open(self, name: str, writable: bool = True) -> Session:
         return Session(self.open_check(name), writable=writable)
@@ -421,6 +433,8 @@ class SessionStore:
         return path
 
     def names(self) -> list[str]:
+        if self.root.exists() and not self.root.is_dir():  # it said "no sessions" of a file
+            raise UserError(f"the sessions folder {self.root} is a file, not a folder (--sessions-dir)")
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir() if (p / "session.json").exists())

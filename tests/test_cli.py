@@ -114,6 +114,19 @@ def test_bad_input_gets_one_message_exit_2_and_no_files(tmp_path, args, message)
     assert snapshot(sessions) == before
 
 
+def test_a_sessions_folder_that_is_a_file_is_named_as_one(tmp_path):
+    (tmp_path / "file").write_text("x")  # `list` said "no sessions" here, exit 0
+    result = fvtui("list", sessions=tmp_path / "file", check=2)
+    assert result.stderr.strip() == f"fvtui: error: the sessions folder {tmp_path / 'file'} is a file, not a folder " \
+                                    "(--sessions-dir)"
+
+
+def test_a_folder_that_is_no_session_is_named_as_such_by_new(tmp_path):
+    (tmp_path / "s" / "empty").mkdir(parents=True)  # new said "already exists; resume it", resume "no session"
+    result = fvtui("new", "--headless", "--dataset", "demo", "--name", "empty", sessions=tmp_path / "s", check=2)
+    assert "'empty' in " in result.stderr and "is not a session (it has no session.json)" in result.stderr
+
+
 def test_existing_name_is_refused_and_its_files_untouched(tmp_path, finished):
     sessions = tmp_path / "s"
     shutil.copytree(finished, sessions)

@@ -175,6 +175,20 @@ def test_a_session_on_a_read_only_disk_is_refused_for_writing_in_one_message_and
     store.open("s", writable=False).close()
 
 
+def test_two_news_of_one_name_at_once_leave_one_session_and_no_leftovers(tmp_path, monkeypatch):
+    store, rename = SessionStore(tmp_path), os.rename
+
+    def other_process_first(src, dst):  # the other `new` renames its folder into place just before this one
+        monkeypatch.setattr(os, "rename", rename)
+        SessionStore(tmp_path).create("race", small_config()).close()
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", other_process_first)
+    with pytest.raises(UserError, match="session 'race' already exists"):  # was "Directory not empty"
+        store.create("race", small_config())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["race"]  # no .tmp-race-PID left behind
+
+
 def test_a_session_too_damaged_to_open_can_still_be_deleted(tmp_path):
     store = SessionStore(tmp_path)
     store.create("s", small_config()).close()
