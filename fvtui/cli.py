@@ -16,7 +16,12 @@ from .errors import EXIT_CODES, UserError
 MAX_WORKERS = 1024  # solver processes a command may start (a typo of 100000 would fork until the machine stalls)
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but usage errors exit with code 2 and one line, like every other user error."""
+    """argparse, but usage errors exit with code 2 and one line, like every other user error; no
+    abbreviations (bench --seed read as --seeds, where bench takes no --seed)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"fvtui: error: {message} (see fvtui {self.prog.split()[-1]} --help)\n"

@@ -219,7 +219,7 @@ class Session:
 
     # -- locking -------------------------------------------------------------------------------
     def _lock(self) -> None:
-        self._lock_fd = _take_lock(self.path)
+        self._lock_fd = take_lock(self.path)
         for leftover in (self.path / "rounds").glob(".tmp-*"):  # a commit a crash interrupted
             shutil.rmtree(leftover, ignore_errors=True)
         for stale in (self.path / JOURNAL_DIR).glob("*.jsonl"):  # a crash between commit and cleanup
@@ -452,7 +452,7 @@ class SessionStore:
     def delete(self, name: str) -> None:
         """Without reading it: a session too damaged to open can still go."""
         self.open_check(name)
-        fd = _take_lock(self.path(name))  # refuses while another process runs it
+        fd = take_lock(self.path(name))  # refuses while another process runs it
         try:
             trash = self.root / f".tmp-delete-{name}-{os.getpid()}"
             try:
@@ -471,22 +471,22 @@ class SessionStore:
 
 
 # -- files -------------------------------------------------------------------------------------
-def _take_lock(path: Path) -> int:
-    """The session folder's write lock (its fd); UserError when another process holds it or the folder
-    cannot be written (a read-only disk: the session is still readable)."""
+def take_lock(path: Path, what: str = "session") -> int:
+    """A session's (or a benchmark's) folder write lock, its fd; UserError when another process holds it
+    or the folder cannot be written (a read-only disk: a session is still readable)."""
+    read_only = f" (read-only: fvtui show {path.name})" if what == "session" else ""
     try:
         fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise UserError(f"cannot write to session '{path.name}' in {path.parent}: {exc.strerror or exc} "
-                        f"(read-only: fvtui show {path.name})") from None
+        raise UserError(f"cannot write to {what} '{path.name}' in {path.parent}: {exc.strerror or exc}"
+                        f"{read_only}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
         os.close(fd)
-        raise SessionLocked(
-            f"session '{path.name}' is being run by {holder}; wait for it to finish or stop it "
-            f"(read-only: fvtui show {path.name})") from None
+        raise SessionLocked(f"{what} '{path.name}' is being run by {holder}; wait for it to finish or stop it"
+                            f"{read_only}") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
     return fd

@@ -275,6 +275,21 @@ def test_figure_by_strategy_has_one_panel_per_strategy_holding_its_methods(resum
     assert "learning_curves_by_strategy.png" in (resumed.results / "report.md").read_text()
 
 
+def test_a_second_run_of_a_running_benchmark_is_refused(tmp_path):
+    """Two runs of one benchmark raced for its sessions and wrote into the same logs."""
+    from fvtui.store import take_lock
+
+    (tmp_path / "s" / "b").mkdir(parents=True)
+    lock = take_lock(tmp_path / "s" / "b", "benchmark")  # as a first run holds it
+    try:
+        result = bench(tmp_path / "s", "--dataset", "demo", "--methods", "random+none", "--seeds", "0", "--name", "b",
+                       *SMALL, check=2)
+    finally:
+        os.close(lock)
+    assert f"benchmark 'b' is being run by pid {os.getpid()}" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "s" / "b").iterdir()) == ["lock"]  # it wrote nothing
+
+
 def test_changed_settings_are_refused(resumed):
     before = snapshot(resumed.group)
     result = bench(resumed.sessions, "--dataset", "demo", "--methods", METHODS, "--seeds", "0-2", *SMALL,

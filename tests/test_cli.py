@@ -100,6 +100,8 @@ def test_resume_continues_after_the_last_round(tmp_path):
     (["new", "--headless", "--dataset", "demo", "--name", "../evil"], "not a valid session name"),
     (["new", "--headless", "--dataset", "mnist", "--data-dir", "{tmp}/empty"], "could not be downloaded"),
     (["resume", "ghost", "--headless"], "no session 'ghost'"),
+    (["bench", "--dataset", "demo", "--seed", "3"], "unrecognized arguments: --seed 3"),
+    (["bench", "--dataset", "{tmp}", "--methods", "random+none"], "fvtui bench runs the built-in datasets"),
     (["show", "ghost"], "no session 'ghost'"),
     (["export", "ghost", "--out", "{tmp}/x"], "no session 'ghost'"),
 ])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..errors import EXIT_CODES, UserError
@@ -60,10 +61,17 @@ def main(store, args: argparse.Namespace) -> int:
     jobs = runner.plan(spec)
     from ..cluster.connect import cluster_for
 
+    from ..store import take_lock
+
     with cluster_for(args.cluster, sessions=spec.root) as cluster:  # checked before bench.json is written
-        spec.save()
-        summary = runner.run(spec, jobs, parallel=args.jobs, workers=args.workers, data_dir=args.data_dir, say=say,
-                             cluster=cluster)
+        spec.root.mkdir(parents=True, exist_ok=True)
+        lock = take_lock(spec.root, "benchmark")  # a second run of it would race for its sessions and logs
+        try:
+            spec.save()
+            summary = runner.run(spec, jobs, parallel=args.jobs, workers=args.workers, data_dir=args.data_dir,
+                                 say=say, cluster=cluster)
+        finally:
+            os.close(lock)
     done = len(summary.finished) + len(summary.skipped)
     tally = (f"{done}/{summary.total} sessions finished ({len(summary.skipped)} of them before this run), "
              f"{len(summary.failed)} failed, {len(summary.stopped)} stopped, in {summary.seconds:.1f}s")

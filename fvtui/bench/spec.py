@@ -126,6 +126,11 @@ class BenchSpec:
 
 def resolve(args: argparse.Namespace, sessions_root: Path) -> BenchSpec:
     """The benchmark a command line asks for: flags, else bench.json, else the protocol's defaults."""
+    from ..config import DATASETS
+
+    if args.dataset and args.dataset not in DATASETS:  # own images: no unattended oracle for methods x seeds
+        raise UserError(f"fvtui bench runs the built-in datasets ({', '.join(DATASETS)}), not '{args.dataset}'; run "
+                        "your own images as sessions: fvtui new --dataset FOLDER")
     if args.name:
         name = args.name
     elif args.dataset:
