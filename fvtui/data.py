@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,14 +81,18 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, test: str = "
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, loaders[name])
+    layout = {"mnist": "MNIST/raw/", "fashionmnist": "FashionMNIST/raw/", "cifar10": "cifar-10-batches-py/"}[name]
+    made = [p for p in (root, root / loaders[name], root / loaders[name] / "raw") if not p.exists()]
     try:
         train, test = (cls(root=str(root), train=flag, download=True) for flag in (True, False))
     except Exception as exc:  # torchvision raises URLError, RuntimeError, OSError... when offline
+        for folder in reversed(made):  # the download's empty folders: a failed load leaves nothing behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        detail = " ".join(str(exc).split())[:200] or "no detail"
         raise UserError(
-            f"dataset '{name}' is not in {root} and could not be downloaded "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}). "
-            f"Pass --data-dir (or set FVTUI_DATA_DIR) to a folder holding torchvision's layout, "
-            f"e.g. {loaders[name]}/raw/ for MNIST and Fashion-MNIST"
+            f"dataset '{name}' is not in {root} and could not be downloaded ({type(exc).__name__}: {detail}). "
+            f"Pass --data-dir (or set FVTUI_DATA_DIR) to a folder holding torchvision's layout: {layout} in it"
         ) from None
     return Dataset(name, *_flatten(train), *_flatten(test),
                    image_shape=tuple(np.asarray(train.data).shape[1:]), classes=tuple(train.classes))

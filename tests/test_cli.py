@@ -116,6 +116,14 @@ def test_bad_input_gets_one_message_exit_2_and_no_files(tmp_path, args, message)
     assert snapshot(sessions) == before
 
 
+def test_a_failed_download_leaves_no_folders_and_names_the_layout(tmp_path):
+    result = fvtui("new", "--headless", "--dataset", "fashionmnist", "--data-dir", str(tmp_path / "none"),
+                   sessions=tmp_path / "s", check=2,
+                   env={"no_proxy": "*", "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"})
+    assert "torchvision's layout: FashionMNIST/raw/ in it" in result.stderr  # it said "... for MNIST and Fashion-MNIST"
+    assert not (tmp_path / "none").exists()  # torchvision's download made none/FashionMNIST/raw
+
+
 def test_a_sessions_folder_that_is_a_file_is_named_as_one(tmp_path):
     (tmp_path / "file").write_text("x")  # `list` said "no sessions" here, exit 0
     result = fvtui("list", sessions=tmp_path / "file", check=2)
