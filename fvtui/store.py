@@ -30,6 +30,8 @@ import numpy as np
 
 from . import __version__
 from .config import RoundSettings, SessionConfig
+from .atomic import fsync_dir as _fsync_dir
+from .atomic import write_atomic
 from .errors import UserError
 from .metrics import aubc
 from .records import RoundRecord, SyntheticBatch
@@ -546,17 +548,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot save {path}: {exc.strerror or exc}; the last saved round is intact") from None
+    write_atomic(path, data, durable=True, verb="save", after="; the last saved round is intact")
 
 
 def _commit_folder(final: Path, tmp: Path, files: dict[str, bytes], meta_name: str, meta: dict[str, Any]) -> None:
@@ -580,14 +572,6 @@ def _commit_folder(final: Path, tmp: Path, files: dict[str, bytes], meta_name: s
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(f"cannot save {final}: {exc.strerror or exc}; the last saved round is intact") from None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _mtime(path: Path) -> str:

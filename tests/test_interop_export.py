@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
+import os
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -80,6 +82,20 @@ def test_onnx_export_matches_torch_on_the_test_set(store, demo, tmp_path):
             # the printed figure is the one measured
             diff = float(re.search(r"difference ([0-9.e+-]+)", lines[r]).group(1))
             assert diff == pytest.approx(np.abs(got - reference).max(), rel=0.05, abs=1e-9)
+
+
+@pytest.mark.parametrize("flag", ["onnx", "vnnlib"])
+def test_an_export_that_runs_out_of_disk_leaves_no_part_of_a_file(store, tmp_path, monkeypatch, flag):
+    """A full disk left a truncated initial.onnx that looked like an export."""
+    from fvtui.errors import UserError
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(UserError, match="No space left on device"):
+        export(store, "grow", tmp_path, **{flag: True})
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
 def test_onnx_export_of_one_round(store, tmp_path):

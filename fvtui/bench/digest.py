@@ -11,13 +11,13 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..config import RoundSettings, SessionConfig
+from ..atomic import write_atomic
 from ..errors import UserError
 from ..metrics import pairwise_distance_stats, within_group_distances
 from ..records import RoundRecord, SyntheticBatch
@@ -137,11 +137,9 @@ def save(digest: Digest) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() and path.read_bytes() == blob:
             return path
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_atomic(path, blob)
     return path
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
 from ..config import PROTOCOL_NAMES, RoundSettings, SessionConfig, with_protocol
 from ..schema import SETTINGS
 from ..errors import UserError
@@ -113,14 +113,11 @@ class BenchSpec:
                 "settings": self.settings_dict()}
         for folder in (self.root, self.digests):
             path = folder / BENCH_FILE
-            tmp = path.with_name(f".{BENCH_FILE}.tmp-{os.getpid()}")
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                tmp.write_text(json.dumps(data, indent=1) + "\n")
-                os.replace(tmp, path)
             except OSError as exc:
-                tmp.unlink(missing_ok=True)
                 raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+            write_atomic(path, json.dumps(data, indent=1) + "\n")
         self.saved = data
 
 

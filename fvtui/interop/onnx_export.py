@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomic
 from ..errors import UserError
 
 OPSET = 17
@@ -110,9 +111,9 @@ def write_checked(model, features: int, test_x, path: Path, label: str, metadata
     data, exporter = onnx_bytes(model, features, doc=f"fvtui {label}", metadata=metadata)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_atomic(path, data)
     x = torch.as_tensor(test_x)
     reference = logits(model, x).numpy()
     got = onnx_logits(data, x.numpy())

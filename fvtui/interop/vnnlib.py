@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomic
 from ..errors import UserError
 from .replay import RebuiltQuery, RebuiltRound
 
@@ -88,7 +89,7 @@ def export_round(session, dataset, rebuilt: RebuiltRound, folder: Path) -> dict:
         (folder / "vnnlib").mkdir(parents=True, exist_ok=True)
         for q in rebuilt.queries:
             name = f"vnnlib/{query_file_name(q)}"
-            (folder / name).write_text(vnnlib_text(q, dataset.num_classes, network, header))
+            write_atomic(folder / name, vnnlib_text(q, dataset.num_classes, network, header))
             rows.append([network, name, timeout])
             summary.append([name, q.sample, q.number, num(q.eps), q.winner, q.runner_up, q.excluded,
                             q.pixels.size, int(q.presolved), q.verdict, "" if q.predicted is None else q.predicted,
