@@ -1,6 +1,4 @@
-import sys
-
-from .cli import main
+from .cli import run
 
 if __name__ == "__main__":  # not when a spawned process (a local Dask worker) re-imports the main module
-    sys.exit(main())
+    run()
