@@ -245,6 +245,34 @@ class HalfDone:
         pass
 
 
+async def test_changing_settings_after_a_stop_asks_before_its_saved_samples_are_verified_again(store, demo):
+    """The stop promised 'resuming reuses them'; a settings change made every saved sample solve again, unsaid."""
+    from test_app_support import fv_config, log_text, wait_state
+
+    from fvtui.app.screens.confirm import ConfirmScreen
+
+    app = make_app(store, new_config=fv_config(rounds=1), new_name="stopped", loader=demo_loader(demo),
+                   solver_factory=HalfDone)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.session is not None and screen.session.journal_progress() == 2,
+                       what="two searches saved")
+        screen.runner.stop()
+        await wait_state(pilot, screen, "stopped")
+        meta = (screen.session.path / "session.json").read_bytes()
+        for answer in ("n", "y"):
+            await pilot.press("e")
+            app.screen.query_one("#field-eps_step", Input).value = "0.07"
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+            assert "Round 1 has 2 samples verified and saved" in app.screen.question
+            await pilot.press(answer)
+            await wait_for(pilot, lambda: app.screen is screen, what="the session screen")
+            if answer == "n":
+                assert (screen.session.path / "session.json").read_bytes() == meta and "settings not saved" in log_text(screen)
+        assert screen.session.settings.eps_step == 0.07
+
+
 async def test_a_round_still_verifying_opens_in_the_inspector_with_its_searches_so_far(store, demo):
     """enter on a running round's row: the samples whose search ended show their counterexamples, the one
     still searching says where it is; the network is the one that picked them (the initial model). A search

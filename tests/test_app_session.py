@@ -7,8 +7,8 @@ import time
 
 import pytest
 from solver_processes import solver_children
-from test_app_support import (demo_loader, finished_session, fv_config, gated_loader, notified, tiny_config, wait_for,
-                              wait_state)
+from test_app_support import (demo_loader, finished_session, fv_config, gated_loader, log_text, notified, tiny_config,
+                              wait_for, wait_state)
 from textual.widgets import Footer, Input
 from textual.widgets._footer import FooterKey
 
@@ -16,7 +16,6 @@ from fvtui.app.app import make_app
 from fvtui.app.screens.session import SessionScreen
 from fvtui.app.screens.settings import SettingsScreen
 from fvtui.app.widgets.curve import LearningCurve
-from fvtui.app.widgets.log import LogPanel
 from fvtui.app.widgets.previews import PreviewCard, PreviewGrid
 from fvtui.app.widgets.status import StatusLine
 from fvtui.app.widgets.verification import VerificationTable
@@ -29,10 +28,6 @@ from fvtui.store import SessionStore
 @pytest.fixture
 def store(tmp_path):
     return SessionStore(tmp_path / "sessions")
-
-
-def log_text(screen) -> str:
-    return "\n".join(strip.text for strip in screen.query_one(LogPanel).lines)
 
 
 async def test_new_session_runs_and_shows_each_round(store):

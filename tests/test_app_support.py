@@ -80,6 +80,12 @@ def notified(app) -> list[str]:
     return seen
 
 
+def log_text(screen) -> str:
+    from fvtui.app.widgets.log import LogPanel
+
+    return "\n".join(strip.text for strip in screen.query_one(LogPanel).lines)
+
+
 async def wait_state(pilot, screen, *states: str, timeout: float = 120.0) -> None:
     from fvtui.app.widgets.status import StatusLine
 

@@ -407,6 +407,16 @@ class SessionScreen(Screen):
             if result is None:
                 return
             settings, rounds = result
+            saved = 0 if self.runner.busy else self.session.journal_progress()
+            if saved and settings != self.session.settings:  # a stopped round's samples were verified under these
+                question = (f"Save? Round {self._next_round()} has {saved} samples verified and saved under the "
+                            "settings you change: a resume under the new ones verifies them again.")
+                self.app.push_screen(ConfirmScreen(question, yes="Save"), lambda yes: save(settings, rounds) if yes
+                                     else self.log_panel.add("settings not saved", "warning"))
+                return
+            save(settings, rounds)
+
+        def save(settings, rounds) -> None:
             before = self.session.settings
             try:
                 self.session.update(settings=settings, rounds=rounds)
