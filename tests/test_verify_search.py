@@ -223,6 +223,34 @@ def test_verify_sample_finds_a_class_other_than_the_runner_up():
     assert res.status == "counterexample" and res.predicted == 2 and net.predict(res.x) == 2
 
 
+def test_branch_and_bound_first_gives_marabous_verdicts(monkeypatch):
+    """verify asks branch and bound before Marabou on one hidden layer: the same verdict on random networks
+    and boxes, and a robust one without calling Marabou at all."""
+    from fvtui.verify import bab, search
+
+    cases = []
+    for seed in range(8):
+        net = random_net((20, 8, 3), seed)
+        x = np.random.default_rng(seed).uniform(0, 1, 20).astype(np.float32)
+        for eps in (0.01, 0.05, 0.2):
+            cases.append((net, x, eps, verify_sample(net, x, eps, timeout=10)))
+    with monkeypatch.context() as m:
+        m.setattr(bab, "applies", lambda net: False)  # Marabou alone
+        alone = [verify_sample(net, x, eps, timeout=10).status for net, x, eps, _ in cases]
+    assert [r.status for *_, r in cases] == alone
+    assert {"robust", "counterexample"} <= set(alone)
+    for net, x, eps, r in cases:
+        if r.status == "counterexample":
+            assert net.predict(r.x) == r.predicted != net.predict(x) and np.abs(r.x - x).max() <= eps + 1e-6
+
+    def no_marabou(*args, **kwargs):
+        raise AssertionError("Marabou was asked")
+
+    monkeypatch.setattr(search, "solve", no_marabou)
+    net, x, eps, r = next(c for c in cases if c[3].status == "robust")
+    assert verify_sample(net, x, eps, timeout=10).status == "robust"
+
+
 def test_certified_radius_of_known_network():
     net, x = two_pixel_net()
     res = certified_radius(net, x, precision=1e-3, timeout=10)
