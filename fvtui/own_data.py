@@ -143,7 +143,8 @@ def _scan(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
 
 
 def _class_folders(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """Subfolders, less hidden ones and the __MACOSX a zip made on a Mac brings (its '._' files are no images)."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "__MACOSX")
 
 
 def _loose_images(root: Path) -> list[Path]:

@@ -92,6 +92,13 @@ def test_a_bad_npz_is_refused_by_name(tmp_path, arrays, message):
         load_dataset(str(tmp_path / "d.npz"))
 
 
+def test_a_zips_macosx_folder_is_no_class(tmp_path, demo):
+    data = image_folder(tmp_path / "unzipped", demo)
+    (data / "__MACOSX" / "Sneaker").mkdir(parents=True)
+    Image.new("L", (28, 28)).save(data / "__MACOSX" / "Sneaker" / "._000.png")
+    assert load_dataset(str(data)).classes == ("Sneaker", "T-shirt-top", "Trouser")
+
+
 def test_a_built_in_name_stays_built_in_beside_a_folder_of_that_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mnist").mkdir()  # it replaced MNIST: "dataset 'mnist' has 2 classes"
