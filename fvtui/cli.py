@@ -137,6 +137,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     from .store import SessionStore
 
     store = SessionStore(args.sessions_dir)
+    from .pictures import parse_mode
+
+    parse_mode(getattr(args, "images", None))
     if getattr(args, "workers", None) is not None and not 1 <= args.workers <= MAX_WORKERS:
         raise UserError(f"--workers must be between 1 and {MAX_WORKERS}, not {args.workers}")
     command = args.command

@@ -83,6 +83,7 @@ def test_resume_continues_after_the_last_round(tmp_path):
     (["new", "--headless", "--dataset", "demo", "--query-size", "500", "--pool-size", "100"], "larger than the pool"),
     (["new", "--headless", "--dataset", "demo", "--rounds", "0"], "rounds must be between"),
     (["new", "--dataset", "demo", "--images", "bogus"], "unknown image mode 'bogus'; choose one of: sixel"),
+    (["new", "--headless", "--dataset", "demo", "--images", "bogus"], "unknown image mode 'bogus'"),
     (["new", "--headless", "--dataset", "demo", "--init", "he"], "unknown initialisation 'he'; choose one of: glorot"),
     (["new", "--headless", "--dataset", "demo", "--hidden", "12,x"], "argument --hidden: hidden layers must be widths separated by commas"),
     (["new", "--headless", "--dataset", "demo", "--hidden", "32,,32"], "hidden layers must be widths separated by"),

@@ -35,10 +35,9 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ..errors import UserError
+from ..pictures import MODES, parse_mode  # noqa: F401 - MODES: this module's modes, re-exported
 from . import sixel
 
-MODES = ("sixel", "kitty", "halfcell", "unicode")
 DEFAULT_CELL = (10, 20)  # pixels per cell when neither the kernel nor the terminal says (VT340's)
 DETECT_TIMEOUT = 3.0
 
@@ -59,16 +58,6 @@ class Terminal:
 
 
 _terminal: Terminal | None = None
-
-
-def parse_mode(value: str | None) -> str | None:
-    """A mode name, None for 'detect' (empty or auto); a UserError for anything else."""
-    value = (value or "").strip().lower()
-    if value in ("", "auto"):
-        return None
-    if value not in MODES:
-        raise UserError(f"unknown image mode '{value}'; choose one of: {', '.join(MODES)} (or auto)")
-    return value
 
 
 def configure(mode: str | None = None, *, source: str = "--images") -> Terminal:
