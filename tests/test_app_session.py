@@ -227,6 +227,17 @@ async def test_the_budget_form_follows_a_stopped_round_back(store, demo):
         assert str(form.query_one(".dialog-title").render()).endswith("(from round 1)")
 
 
+def test_a_round_run_again_after_a_stop_gets_its_clock_back():
+    """The status line lost its 'round' timer when a stopped round ran again: the same round index."""
+    status = StatusLine()
+    status.set_phase(1, "select")
+    status.set_state("stopped")
+    assert status.round_started is None
+    status.set_state("running")
+    status.set_phase(1, "select")
+    assert status.round_started is not None  # what the "round 0:00:07" clock counts from
+
+
 async def test_stop_discards_the_round_and_resume_redoes_it(store, demo):
     async with verifying_forever(store, demo) as (app, pilot):
         screen = app.screen

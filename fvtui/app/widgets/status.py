@@ -61,7 +61,7 @@ class StatusLine(Widget):
         self.refresh()
 
     def set_phase(self, round_index: int, phase: str, done: int = 0, total: int = 0) -> None:
-        if round_index != self.round:
+        if round_index != self.round or self.round_started is None:  # a stopped round runs again: a new clock
             self.round, self.round_started = round_index, time.monotonic()
         changed = phase != self.phase
         self.phase, self.done, self.total = phase, done, total
