@@ -418,10 +418,10 @@ class SessionStore:
         path = self.path(name)
         if (path / "session.json").exists():
             raise UserError(f"session '{name}' already exists in {self.root}; "
-                            f"resume it with `fvtui resume {name}` or choose another --name")
+                            f"resume it with `fvtui resume {name}` or choose another name")
         if path.exists():
             raise UserError(f"'{name}' in {self.root} is not a session (it has no session.json): remove it or "
-                            "choose another --name")
+                            "choose another name")
 
     def open(self, name: str, writable: bool = True) -> Session:
         return Session(self.open_check(name), writable=writable)

@@ -111,6 +111,11 @@ async def test_new_session_from_the_browser(store, demo):
         await pilot.press("ctrl+s")
         assert "pool size must be between 1 and 10000000, not 0" in str(form.query_one("#form-error").render())
         form.query_one("#field-pool_size", Input).value = "100"
+        form.query_one("#field-name", Input).value = "a"
+        await pilot.press("ctrl+s")
+        assert "session 'a' already exists" in str(form.query_one("#form-error").render())
+        assert "choose another name" in str(form.query_one("#form-error").render())  # a field here, no --name
+        form.query_one("#field-name", Input).value = "fresh"
         await pilot.press("ctrl+s")
         screen = app.screen
         assert isinstance(screen, SessionScreen)

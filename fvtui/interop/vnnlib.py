@@ -48,7 +48,8 @@ def vnnlib_text(q: RebuiltQuery, outputs: int, network: str, header: list[str] =
         f"; verdict fvtui got: {verdict.get(q.verdict, q.verdict)} ({how})",
     ]
     if q.counterexample is not None:
-        lines.append(f"; counterexample (float32 X_0 .. X_{n - 1}, the network gives class {q.predicted}):")
+        lines.append(f"; counterexample (float32 X_0 .. X_{n - 1}, the network gives class {q.predicted}; rounded to "
+                     "float32 it meets the margin to within about 1e-6, and fvtui kept it because the class changes):")
         lines.append("; " + " ".join(num(v) for v in np.asarray(q.counterexample, np.float64)))
     lines.append("")
     lines += [f"(declare-const X_{i} Real)" for i in range(n)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ...config import DATASETS, RoundSettings, SessionConfig
-from ...errors import UserError
 from ...schema import scoped
 from ...store import SessionStore
 from ..widgets.form import Field
@@ -35,7 +34,5 @@ class NewSessionScreen(FormDialog):
         config = SessionConfig(settings=RoundSettings(**values), **fixed).validate()
         s = config.settings
         name = name or self.store.unique_name(f"{config.dataset}-{s.strategy}-{s.augment}-s{config.seed}")
-        self.store.path(name)  # refuses a bad name
-        if self.store.exists(name):
-            raise UserError(f"session '{name}' already exists; choose another name")
+        self.store.refuse_taken(name)  # and a bad name
         return name, config
