@@ -369,6 +369,7 @@ async def test_bad_data_leaves_no_session_and_exits_2(store):
     ("verify_timeout", "0", "verify timeout must be in (0.0, 86400.0], not 0.0"),
     ("query_size", "400", "query size 400 is larger than the pool size 300"),
     ("rounds", "", "rounds (target) is empty: it takes a whole number"),
+    ("rounds", "9999", "rounds at this query size"),  # more than the dataset has samples for: it failed late
     ("advs_per_sample", "2.5", "counterexamples per sample must be a whole number, not '2.5'"),
 ])
 async def test_the_budget_form_refuses_bad_values_and_saves_nothing(store, demo, field, text, message):

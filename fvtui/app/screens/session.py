@@ -432,7 +432,7 @@ class SessionScreen(Screen):
             self._describe_session()
             self.runner.wake()
 
-        self.app.push_screen(SettingsScreen(self.session, self._next_round()), apply)
+        self.app.push_screen(SettingsScreen(self.session, self._next_round(), self.dataset), apply)
 
     def _next_round(self) -> int:
         """The first round a budget saved now applies to: the one in progress has its settings already."""

@@ -44,11 +44,11 @@ def round_fields(settings: RoundSettings) -> list[Field]:
 class SettingsScreen(FormDialog):
     """Dismisses with (settings, rounds target) or None."""
 
-    def __init__(self, session: Session, next_round: int) -> None:
+    def __init__(self, session: Session, next_round: int, dataset=None) -> None:
         super().__init__(self._title(session, next_round),
                          [*round_fields(session.settings), Field("rounds", "rounds (target)", int,
                                                                  session.config.rounds, BY_NAME["rounds"].help)])
-        self.session = session
+        self.session, self.dataset = session, dataset  # the dataset: to refuse a target it has no samples for
 
     @staticmethod
     def _title(session: Session, next_round: int) -> str:
@@ -62,5 +62,10 @@ class SettingsScreen(FormDialog):
         values = schema_values(self.form.values())
         rounds = values.pop("rounds")
         settings = self.session.settings.replace(**values)
-        self.session.with_target(rounds)
+        config = self.session.with_target(rounds)
+        if self.dataset is not None:
+            from ...data import check_room
+
+            done = self.session.rounds
+            check_room(self.dataset, config, settings, rounds_done=len(done), labeled=done[-1].labeled if done else None)
         return settings, rounds
