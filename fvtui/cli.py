@@ -226,24 +226,34 @@ def _resume(store, args: argparse.Namespace) -> int:
         from .app import run_app
 
         with open_cluster(args) as cluster:
+            if changes or args.rounds is not None:  # checked and saved before the app takes the terminal
+                with store.open(args.name) as session:
+                    _apply_changes(session, changes, args.rounds, args.data_dir)
             return run_app(store, resume_name=args.name, data_dir=args.data_dir, workers=args.workers,
-                           settings_changes=changes, rounds=args.rounds, images=args.images, cluster=cluster)
+                           images=args.images, cluster=cluster)
     with open_cluster(args) as cluster:  # before the session is touched
         return _resume_headless(store, args, changes, cluster)
+
+
+def _apply_changes(session, changes: dict, rounds: int | None, data_dir: str | None):
+    """A resume's new settings and target, checked against the session and its data, then saved (a refusal
+    changes nothing); returns the dataset."""
+    from .data import check_room, session_dataset
+
+    settings = session.settings.replace(**changes) if changes else None
+    target = session.with_target(rounds) if rounds is not None else session.config
+    dataset = session_dataset(session, data_dir)
+    check_room(dataset, target, settings or session.settings, rounds_done=len(session.rounds),
+               labeled=session.rounds[-1].labeled if session.rounds else None)
+    if settings is not None or rounds is not None:
+        session.update(settings=settings, rounds=rounds)
+    return dataset
 
 
 def _resume_headless(store, args: argparse.Namespace, changes: dict, cluster) -> int:
     session = store.open(args.name)
     try:
-        settings = session.settings.replace(**changes) if changes else None
-        target = session.with_target(args.rounds) if args.rounds is not None else session.config
-        from .data import check_room, dataset_for
-
-        dataset = dataset_for(session.config, args.data_dir)  # before any change is saved: a refusal changes nothing
-        check_room(dataset, target, settings or session.settings, rounds_done=len(session.rounds),
-                   labeled=session.rounds[-1].labeled if session.rounds else None)
-        if settings is not None or args.rounds is not None:
-            session.update(settings=settings, rounds=args.rounds)
+        dataset = _apply_changes(session, changes, args.rounds, args.data_dir)
     except BaseException:
         session.close()
         raise

@@ -160,8 +160,8 @@ def test_resume_refuses_a_locked_session_before_the_app_starts(store, capsys):
         assert main(["--sessions-dir", str(store.root), "resume", "a"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    with pytest.raises(UserError, match="eps step"):  # invalid changes too, and nothing is saved
-        run_app(store, resume_name="a", settings_changes={"eps_step": 5.0})
+    assert main(["--sessions-dir", str(store.root), "resume", "a", "--eps-step", "5"]) == 2  # invalid changes too,
+    assert "eps step must be in" in capsys.readouterr().err  # before the terminal is taken, and nothing is saved
     with store.open("a", writable=False) as a:
         assert a.settings.eps_step != 5.0
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 
 def run_app(store, *, new_config=None, new_name: str | None = None, resume_name: str | None = None,
-            data_dir: str | None = None, workers: int | None = None, settings_changes: dict | None = None,
-            rounds: int | None = None, images: str | None = None, screen=None, cluster=None) -> int:
+            data_dir: str | None = None, workers: int | None = None, images: str | None = None, screen=None,
+            cluster=None) -> int:
     """Open the browser, a new session, a saved one, or `screen` alone (e.g. the inspector over an
     ONNX network's samples); returns the exit code.
 
     What can be refused is refused before the terminal is taken over (a UserError for the CLI to
-    print: a locked session, invalid changes); a new session is created only once its data loaded.
+    print: a locked session; a resume's changes are checked and saved by the CLI before); a new session
+    is created only once its data loaded.
     """
     from . import images as pictures
 
@@ -22,13 +23,6 @@ def run_app(store, *, new_config=None, new_name: str | None = None, resume_name:
     session = None
     if resume_name is not None:
         session = store.open(resume_name)
-        try:
-            settings = session.settings.replace(**settings_changes) if settings_changes else None
-            if settings is not None or rounds is not None:
-                session.update(settings=settings, rounds=rounds)
-        except BaseException:
-            session.close()
-            raise
     app = make_app(store, new_config=new_config, new_name=new_name, session=session, data_dir=data_dir,
                    workers=workers, screen=screen, cluster=cluster)
     try:
