@@ -187,6 +187,18 @@ def test_export_import_round_trip_and_each_bad_labels_file(tmp_path, capsys, dem
     assert "every sample of the initial labelled set is labelled" in out
 
 
+def test_mnist_class_names_are_read_with_or_without_their_digit():
+    """MNIST's classes are '7 - seven': 'seven' was an unknown class."""
+    import io
+
+    from fvtui.oracles.files import _parse
+    from fvtui.records import LabelRequest
+
+    classes = ("0 - zero", "1 - one")
+    reader = csv.DictReader(io.StringIO("id,label\n5,one\n6,0 - zero\n7,1\n"))
+    assert _parse(reader, Path("l.csv"), LabelRequest(1, (5, 6, 7)), classes) == {5: 1, 6: 0, 7: 1}
+
+
 def test_skip_returns_a_sample_to_the_pool_and_undo_takes_answers_back(tmp_path, demo):
     store = SessionStore(tmp_path / "s")
     config = SessionConfig("demo", rounds=1, init_size=4, hidden=(8,), epochs=1, oracle="human",
