@@ -243,8 +243,7 @@ def _apply_changes(session, changes: dict, rounds: int | None, data_dir: str | N
     settings = session.settings.replace(**changes) if changes else None
     target = session.with_target(rounds) if rounds is not None else session.config
     dataset = session_dataset(session, data_dir)
-    check_room(dataset, target, settings or session.settings, rounds_done=len(session.rounds),
-               labeled=session.rounds[-1].labeled if session.rounds else None)
+    check_room(dataset, target, settings or session.settings, done=session.rounds)
     if settings is not None or rounds is not None:
         session.update(settings=settings, rounds=rounds)
     return dataset

@@ -6,6 +6,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -113,15 +114,14 @@ def session_dataset(session, data_dir: str | Path | None = None) -> Dataset:
     return dataset
 
 
-def check_room(dataset: Dataset, config, settings=None, *, rounds_done: int = 0, labeled: int | None = None) -> None:
+def check_room(dataset: Dataset, config, settings=None, *, done: Sequence = ()) -> None:
     """Refuse a session that would run out of unlabelled samples, before it starts or resumes: found in
-    a late round, it stopped there with the rounds before it saved. `labeled`: the samples labelled so
-    far, the initial ones included (None: a new session's initial set)."""
+    a late round, it stopped there with the rounds before it saved. `done`: the finished rounds' records
+    (the last one's `labeled` counts the initial samples too)."""
     n = dataset.train_x.shape[0]
-    if labeled is None:
-        if config.init_size >= n:
-            raise UserError(f"initial labeled size {config.init_size} must be below the {n} training samples")
-        labeled = config.init_size
+    if not done and config.init_size >= n:
+        raise UserError(f"initial labeled size {config.init_size} must be below the {n} training samples")
+    labeled, rounds_done = (done[-1].labeled if done else config.init_size), len(done)
     size = (settings or config.settings).query_size
     left = config.rounds - rounds_done
     if labeled + left * size > n:

@@ -453,12 +453,12 @@ class SessionStore:
 
     def delete(self, name: str) -> None:
         """Without reading it: a session too damaged to open can still go."""
-        self.open_check(name)
-        fd = take_lock(self.path(name))  # refuses while another process runs it
+        path = self.open_check(name)
+        fd = take_lock(path)  # refuses while another process runs it
         try:
             trash = self.root / f".tmp-delete-{name}-{os.getpid()}"
             try:
-                os.rename(self.path(name), trash)
+                os.rename(path, trash)
             except OSError as exc:
                 raise UserError(f"cannot delete session '{name}' in {self.root}: {exc.strerror or exc}") from None
         finally:

@@ -143,15 +143,13 @@ class Runner:
             from ..oracles import oracle_for, resolve_oracle
 
             resolve_oracle(self.config, dataset)
-            if self.session is not None:  # viewed too: its samples are indices into the files it recorded
-                check_unchanged(self.session, dataset)
-            if self.session is None:
-                check_room(dataset, self.new_config)
-            elif self.session.writable:
-                check_room(dataset, self.session.config, self.session.settings, rounds_done=len(self.session.rounds),
-                           labeled=self.session.rounds[-1].labeled if self.session.rounds else None)
             if self.session is None:  # created only now, so bad data leaves nothing behind
+                check_room(dataset, self.new_config)
                 self.session = self.store.create(self.new_name, self.new_config)
+            elif self.session.writable:  # the engine checks its data is unchanged
+                check_room(dataset, self.session.config, self.session.settings, done=self.session.rounds)
+            else:  # viewed only: its samples are still indices into the files it recorded
+                check_unchanged(self.session, dataset)
             self._post(Loaded(self.session, dataset))
             if self.read_only:
                 self._state("read-only")

@@ -60,7 +60,6 @@ def main(store, args: argparse.Namespace) -> int:
         return 0
     jobs = runner.plan(spec)
     from ..cluster.connect import cluster_for
-
     from ..store import take_lock
 
     with cluster_for(args.cluster, sessions=spec.root) as cluster:  # checked before bench.json is written

@@ -123,8 +123,9 @@ class RadiusResult:
     """The certified L-inf radius lies in [lower, upper].
 
     lower: the largest eps proven robust; upper: the smallest eps with a counterexample or a tie
-    (`hi`, 1.0 by default, when none was found); `counterexample`: the one at the smallest such eps. status: 'exact' (the bracket is within the precision),
-    'timeout' or 'error' (the search stopped with the bracket found so far).
+    (`hi`, 1.0 by default, when none was found); `counterexample`: the one at the smallest such eps.
+    status: 'exact' (the bracket is within the precision), 'timeout' or 'error' (the search stopped
+    with the bracket found so far).
     """
 
     lower: float

@@ -66,6 +66,5 @@ class SettingsScreen(FormDialog):
         if self.dataset is not None:
             from ...data import check_room
 
-            done = self.session.rounds
-            check_room(self.dataset, config, settings, rounds_done=len(done), labeled=done[-1].labeled if done else None)
+            check_room(self.dataset, config, settings, done=self.session.rounds)
         return settings, rounds
